@@ -1,0 +1,179 @@
+"""Request helpers shared by the v1 controllers: body, context, listing parameters, links."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import g, request
+
+from karbor.api import validation
+from karbor.common import exception
+from karbor.common.config import CONF
+from karbor.common.context import RequestContext
+
+TRUE_STRINGS = {"true", "yes", "y", "1", "on", "t"}
+FALSE_STRINGS = {"false", "no", "n", "0", "off", "f"}
+
+
+def context() -> RequestContext:
+    return g.context
+
+
+def body(schema: dict[str, Any] | None = None) -> Any:
+    """The parsed JSON body, validated against ``schema`` when given."""
+    raw = request.get_data(cache=True)
+    if not raw or not raw.strip():
+        data: Any = None
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exception.MalformedRequestBody(reason=str(exc)) from None
+    if schema is not None:
+        if data is None:
+            raise exception.ValidationError(detail="The request body is missing.")
+        validation.validate(schema, data)
+    return data
+
+
+def bool_param(name: str, value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in TRUE_STRINGS:
+        return True
+    if lowered in FALSE_STRINGS:
+        return False
+    raise exception.InvalidInput(reason=f"Value {value} for {name} is not a boolean.")
+
+
+def literal(value: str) -> Any:
+    """Filter values are Python literals in the original API (``1``, ``True``, ``None``)."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
+
+
+@dataclass
+class ListParams:
+    limit: int
+    requested_limit: int | None
+    marker: str | None
+    offset: int
+    sort_keys: list[str]
+    sort_dirs: list[str]
+    filters: dict[str, Any] = field(default_factory=dict)
+    all_tenants: bool = False
+
+
+RESERVED = {"limit", "marker", "offset", "sort", "sort_key", "sort_dir", "all_tenants"}
+
+
+def list_params(allowed_filters: list[str] | None, sort_keys: set[str],
+                default_sort_key: str = "created_at") -> ListParams:
+    """Parse limit/marker/offset/sort/all_tenants and the remaining filters.
+
+    A non-admin caller's filters are cut down to ``allowed_filters`` (as the
+    original did); an unknown sort key is a 400, not a 500.
+    """
+    args = request.args
+    ctx = context()
+    requested_limit = None
+    if "limit" in args:
+        try:
+            requested_limit = int(args["limit"])
+        except ValueError:
+            raise exception.InvalidInput(reason="limit param must be an integer") from None
+        if requested_limit <= 0:
+            raise exception.InvalidInput(reason="limit param must be positive")
+    limit = min(requested_limit or CONF.osapi_max_limit, CONF.osapi_max_limit)
+    offset = 0
+    if "offset" in args:
+        try:
+            offset = int(args["offset"])
+        except ValueError:
+            raise exception.InvalidInput(reason="offset must be an integer.") from None
+        if offset < 0:
+            raise exception.InvalidInput(reason="offset must be >= 0")
+    keys: list[str] = []
+    dirs: list[str] = []
+    if "sort" in args:
+        if "sort_key" in args or "sort_dir" in args:
+            raise exception.InvalidInput(
+                reason="The 'sort_key' and 'sort_dir' parameters are deprecated and cannot "
+                       "be used with the 'sort' parameter.")
+        for part in args["sort"].split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, _, direction = part.partition(":")
+            keys.append(key.strip())
+            dirs.append((direction or "desc").strip().lower())
+    else:
+        if "sort_key" in args:
+            keys.append(args["sort_key"])
+            dirs.append(args.get("sort_dir", "desc").lower())
+        elif "sort_dir" in args:
+            keys.append(default_sort_key)
+            dirs.append(args["sort_dir"].lower())
+    for key, direction in zip(keys, dirs, strict=True):
+        if direction not in ("asc", "desc"):
+            raise exception.InvalidInput(reason="Unknown sort direction, must be 'desc' or 'asc'.")
+        if key not in sort_keys:
+            raise exception.InvalidInput(
+                reason=f"Invalid sort key {key!r}; allowed: {', '.join(sorted(sort_keys))}.")
+    if not keys:
+        keys, dirs = [default_sort_key], ["desc"]
+    all_tenants = False
+    if "all_tenants" in args:
+        all_tenants = bool_param("all_tenants", args["all_tenants"]) and ctx.is_admin
+    filters = {}
+    for key, value in args.items():
+        if key in RESERVED:
+            continue
+        if not ctx.is_admin and allowed_filters is not None and key not in allowed_filters:
+            continue
+        filters[key] = literal(value)
+    return ListParams(limit=limit, requested_limit=requested_limit, marker=args.get("marker"),
+                      offset=offset, sort_keys=keys, sort_dirs=dirs, filters=filters,
+                      all_tenants=all_tenants)
+
+
+def base_url() -> str:
+    if CONF.osapi_karbor_base_URL:
+        return CONF.osapi_karbor_base_URL.rstrip("/")
+    return request.host_url.rstrip("/")
+
+
+def links(collection_key: str, items: list[dict[str, Any]], params: ListParams,
+          path: str) -> dict[str, Any]:
+    """The ``<collection>_links`` next link, present when the page may continue."""
+    if not items or len(items) < params.limit:
+        return {}
+    query = [(k, v) for k, v in request.args.items(multi=True) if k != "marker"]
+    query.append(("marker", items[-1]["id"]))
+    project = context().project_id
+    prefix = request.script_root.rstrip("/")
+    href = f"{base_url()}{prefix}/v1/{project}/{path}?{urllib.parse.urlencode(query)}"
+    return {f"{collection_key}_links": [{"rel": "next", "href": href}]}
+
+
+def isotime(value: dt.datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value else None
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    if text is None or text == "":
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,7 @@
+"""scheduled_operations: placeholder until the controller lands."""
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    return None

@@ -1,0 +1,26 @@
+"""karbor-api: the REST API alone (workers and the operation engine run elsewhere)."""
+
+from __future__ import annotations
+
+import sys
+
+from karbor.cmd import common
+
+
+def main(argv: list[str] | None = None) -> int:
+    common.setup(argv, "karbor-api")
+    from karbor.cmd.api_server import APIServer
+    from karbor.services.heartbeat import Heartbeat
+
+    beat = Heartbeat("karbor-api")
+    beat.start()
+    api = APIServer()
+    api.start()
+    common.wait_for_signal()
+    api.stop()
+    beat.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""What every Karbor command does first: config, logging, database schema."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from karbor.common import config
+from karbor.common.config import CONF
+
+LOG = logging.getLogger("karbor")
+
+
+def setup(argv: list[str] | None, prog: str, *, migrate: bool = True) -> None:
+    config.parse_args(argv if argv is not None else sys.argv[1:], prog)
+    level = logging.DEBUG if CONF.debug else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("stevedore", "waitress.queue", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if migrate and CONF.database.auto_migrate:
+        from karbor.db import migration
+
+        migration.db_sync()
+
+
+def wait_for_signal() -> str:
+    """Block until SIGINT or SIGTERM; return the signal's name."""
+    stop = threading.Event()
+    received = []
+
+    def handler(signum, _frame):
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(1):
+        pass
+    return received[0] if received else "SIGTERM"

@@ -1,0 +1,170 @@
+"""A bank in a local directory: atomic writes (temp + fsync + rename), keys kept under the root."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from oslo_config import cfg
+
+from karbor.common import exception
+from karbor.services.protection.bank_plugin import BankPlugin, LeasePlugin
+
+BINARY_MAGIC = b"\x00KARBOR-BINARY\x00"
+
+fs_bank_opts = [
+    cfg.StrOpt("file_system_bank_path",
+               help="Root directory of the bank. Default: <state_path>/bank."),
+    cfg.StrOpt("bank_object_container", default="karbor",
+               help="Subdirectory of the root that holds the objects."),
+    cfg.IntOpt("lease_expire_window", default=600,
+               help="Seconds a writer's lease stays valid without renewal."),
+]
+
+
+def list_opts():
+    return [("file_system_bank_plugin", fs_bank_opts)]
+
+
+def encode(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return BINARY_MAGIC + bytes(value)
+    return json.dumps(value).encode()
+
+
+def decode(data: bytes) -> Any:
+    if data.startswith(BINARY_MAGIC):
+        return data[len(BINARY_MAGIC):]
+    return json.loads(data)
+
+
+class FileSystemBankPlugin(BankPlugin, LeasePlugin):
+    def __init__(self, config=None, root: str | None = None):
+        super().__init__(config)
+        container = "karbor"
+        expire = 600
+        if root is None and config is not None:
+            config.register_opts(fs_bank_opts, group="file_system_bank_plugin")
+            section = config.file_system_bank_plugin
+            root = section.file_system_bank_path
+            container = section.bank_object_container
+            expire = section.lease_expire_window
+        if root is None:
+            from karbor.common.config import CONF
+
+            root = os.path.join(CONF.state_path, "bank")
+        self._root = os.path.realpath(os.path.join(root, container))
+        self._lease_expire = expire
+        os.makedirs(self._root, exist_ok=True)
+        self._owner_id = str(uuid.uuid4())
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    def _path(self, key: str) -> str:
+        path = os.path.realpath(os.path.join(self._root, key.lstrip("/")))
+        if path != self._root and not path.startswith(self._root + os.sep):
+            raise exception.InvalidBankKey(key=key, reason="escapes the bank root")
+        return path
+
+    def update_object(self, key, value, context=None):
+        path = self._path(key)
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(encode(value))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def get_object(self, key, context=None):
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise exception.BankObjectNotFound(key=key) from None
+        return decode(data)
+
+    def list_objects(self, prefix=None, limit=None, marker=None, sort_dir=None, context=None):
+        """Keys under ``prefix`` in key order (``desc`` = newest first for timestamped keys)."""
+        prefix = prefix or "/"
+        base = self._path(prefix.rsplit("/", 1)[0] or "/")
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".tmp-")]
+            for name in filenames:
+                if name.startswith(".tmp-"):
+                    continue
+                full = os.path.join(dirpath, name)
+                key = "/" + os.path.relpath(full, self._root).replace(os.sep, "/")
+                if key.startswith(prefix):
+                    keys.append(key)
+        reverse = sort_dir == "desc"
+        keys.sort(reverse=reverse)
+        if marker:
+            keys = [k for k in keys if (k < marker if reverse else k > marker)]
+        if limit is not None:
+            keys = keys[:limit]
+        return keys
+
+    def delete_object(self, key, context=None):
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        # Remove now-empty parent directories, never the root itself.
+        directory = os.path.dirname(path)
+        while directory != self._root and directory.startswith(self._root):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break
+            directory = os.path.dirname(directory)
+
+    def get_owner_id(self, context=None):
+        return self._owner_id
+
+    # Leases: a file per live writer holding its expiry time.
+    def _lease_key(self):
+        return f"/leases/{self._owner_id}"
+
+    def acquire_lease(self):
+        self.update_object(self._lease_key(), {"owner_id": self._owner_id,
+                                               "expires": time.time() + self._lease_expire})
+
+    def renew_lease(self):
+        self.acquire_lease()
+
+    def check_lease_validity(self):
+        try:
+            lease = self.get_object(self._lease_key())
+        except exception.BankObjectNotFound:
+            return False
+        return lease.get("expires", 0) > time.time()
+
+    def is_owner_alive(self, owner_id: str) -> bool:
+        try:
+            lease = self.get_object(f"/leases/{owner_id}")
+        except exception.BankObjectNotFound:
+            return False
+        return lease.get("expires", 0) > time.time()

@@ -1,0 +1,325 @@
+"""Runs one claimed operation: builds the resource graph and the hook DAG, records the outcome.
+
+This is the seam the full engine (parallel TaskFlow graphs, resumable
+progress) plugs into; the record keeping here (statuses, operation logs,
+bank index) is the contract it keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import select, update
+
+from karbor.common import constants, exception
+from karbor.common.context import RequestContext
+from karbor.db import models
+from karbor.db.models import utcnow
+from karbor.db.session import session_scope
+from karbor.resource import Resource
+from karbor.services.protection import graph as graph_mod
+from karbor.services.protection import hooks, protectable_registry
+from karbor.services.protection import provider as provider_mod
+from karbor.services.protection.checkpoint import BankCheckpoint
+
+LOG = logging.getLogger(__name__)
+
+
+class OperationFailed(Exception):
+    pass
+
+
+class _ResultRecorder:
+    """Given to restore/verify hooks as ``restore``/``verify``: per-resource outcome."""
+
+    def __init__(self, model, record_id: str):
+        self._model = model
+        self._id = record_id
+        self._lock = threading.Lock()
+        self.status: dict[str, str] = {}
+        self.reason: dict[str, str] = {}
+
+    def update_resource_status(self, resource_type, resource_id, status, reason=None):
+        key = f"{resource_type}#{resource_id}"
+        with self._lock:
+            self.status[key] = status
+            if reason:
+                self.reason[key] = str(reason)
+            self.save()
+
+    def save(self):
+        with session_scope(write=True) as session:
+            session.execute(update(self._model).where(self._model.id == self._id).values(
+                resources_status=json.dumps(self.status),
+                resources_reason=json.dumps(self.reason), updated_at=utcnow()))
+
+
+def _parameters_for(parameters: dict, resource: Resource) -> dict:
+    merged = dict(parameters.get(resource.type) or {})
+    merged.update(parameters.get(f"{resource.type}#{resource.id}") or {})
+    return merged
+
+
+def run_hooks(provider, roots, operation_name: str, checkpoint, context, parameters: dict,
+              extra: dict[str, Any]) -> None:
+    tasks = hooks.build_tasks(roots)
+    operations: dict[Resource, Any] = {}
+    for node in graph_mod.walk(roots):
+        plugin = provider.plugin_for(node.value.type)
+        getter = getattr(plugin, f"get_{operation_name}_operation")
+        try:
+            operations[node.value] = getter(node.value)
+        except NotImplementedError:
+            raise OperationFailed(
+                f"The plugin for {node.value.type} does not support {operation_name}.") from None
+
+    def run(task: hooks.HookTask) -> None:
+        op = operations[task.resource]
+        hook = getattr(op, task.hook, None)
+        if hook is None:
+            return
+        try:
+            hook(checkpoint, task.resource, context, _parameters_for(parameters, task.resource),
+                 **extra)
+        except Exception as exc:
+            LOG.exception("%s failed for %s %s", task.hook, task.resource.type,
+                          task.resource.id)
+            raise OperationFailed(f"{task.resource.type} {task.resource.id}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+
+    hooks.run_sequential(tasks, run)
+
+
+def _set_log(session, log_id: str | None, status: str, error: str | None = None,
+             end: bool = True) -> None:
+    if not log_id:
+        return
+    values: dict[str, Any] = {"status": status}
+    if end:
+        values["ended_at"] = utcnow()
+    if error:
+        values["error_info"] = error
+    session.execute(update(models.OperationLog).where(models.OperationLog.id == log_id)
+                    .values(**values))
+
+
+def _set_checkpoint(session, checkpoint_id: str, status: str, reason: str | None = None,
+                    **extra) -> None:
+    values = {"status": status, "updated_at": utcnow(), **extra}
+    if reason is not None:
+        values["status_reason"] = reason
+    if status == constants.CHECKPOINT_STATUS_DELETED:
+        values.update(deleted=True, deleted_at=utcnow())
+    session.execute(update(models.Checkpoint).where(models.Checkpoint.id == checkpoint_id)
+                    .values(**values))
+
+
+def _build_graph(context, resources: list[dict]):
+    registry = protectable_registry.registry()
+    start = [Resource(type=r["type"], id=r["id"], name=r["name"],
+                      extra_info=r.get("extra_info")) for r in resources]
+    return graph_mod.build_graph(
+        start, lambda res: registry.fetch_dependent_resources(context, res))
+
+
+class Engine:
+    def __init__(self, worker_id: str):
+        self.worker_id = worker_id
+
+    def run(self, op: models.Operation) -> None:
+        context = RequestContext.from_dict(json.loads(op.context or "{}"))
+        provider = provider_mod.registry().show(op.provider_id)
+        parameters = json.loads(op.parameters or "{}")
+        handler = getattr(self, f"_{op.operation_type}")
+        handler(op, context, provider, parameters)
+
+    # -- protect ---------------------------------------------------------------------------
+    def _protect(self, op, context, provider, parameters):
+        with session_scope() as session:
+            record = session.get(models.Checkpoint, op.checkpoint_id)
+        if record is None or record.status != constants.CHECKPOINT_STATUS_PROTECTING:
+            return  # already finished by an earlier attempt
+        plan = json.loads(record.protection_plan)
+        try:
+            roots = _build_graph(context, plan["resources"])
+            record.resource_graph = graph_mod.serialize(roots)
+            with session_scope(write=True) as session:
+                _set_checkpoint(session, record.id, record.status,
+                                resource_graph=record.resource_graph)
+            bank = provider.bank
+            checkpoint = BankCheckpoint.create(bank, record, bank.get_owner_id())
+            run_hooks(provider, roots, "protect", checkpoint, context,
+                      plan.get("parameters") or {}, {})
+            checkpoint.status = constants.CHECKPOINT_STATUS_AVAILABLE
+            checkpoint.commit()
+            checkpoint.write_indices()
+        except Exception as exc:
+            reason = _reason(exc)
+            with session_scope(write=True) as session:
+                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason)
+                _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_ERROR, reason)
+            _try_bank_status(provider, record.id, constants.CHECKPOINT_STATUS_ERROR)
+            raise OperationFailed(reason) from exc
+        with session_scope(write=True) as session:
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_AVAILABLE)
+            _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_AVAILABLE)
+
+    # -- delete ----------------------------------------------------------------------------
+    def _delete(self, op, context, provider, parameters):
+        with session_scope() as session:
+            record = session.get(models.Checkpoint, op.checkpoint_id)
+        if record is None or record.status != constants.CHECKPOINT_STATUS_DELETING:
+            return
+        try:
+            bank = provider.bank
+            try:
+                checkpoint = BankCheckpoint.load(bank, record.id)
+            except exception.BankObjectNotFound:
+                checkpoint = None  # protect never reached the bank; nothing to remove
+            if checkpoint is not None:
+                if record.resource_graph:
+                    roots = graph_mod.deserialize(record.resource_graph)
+                    run_hooks(provider, roots, "delete", checkpoint, context, {}, {})
+                checkpoint.delete()
+        except Exception as exc:
+            reason = _reason(exc)
+            with session_scope(write=True) as session:
+                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR_DELETING,
+                                reason)
+                _set_log(session, op.operation_log_id,
+                         constants.CHECKPOINT_STATUS_ERROR_DELETING, reason)
+            raise OperationFailed(reason) from exc
+        with session_scope(write=True) as session:
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_DELETED)
+            _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_DELETED)
+
+    # -- restore / verify ------------------------------------------------------------------
+    def _restore(self, op, context, provider, parameters):
+        self._restore_like(op, context, provider, parameters, models.Restore, op.restore_id,
+                           "restore")
+
+    def _verify(self, op, context, provider, parameters):
+        self._restore_like(op, context, provider, parameters, models.Verification,
+                           op.verification_id, "verify")
+
+    def _restore_like(self, op, context, provider, parameters, model, record_id, name):
+        with session_scope() as session:
+            record = session.get(model, record_id)
+            cp_record = session.get(models.Checkpoint, op.checkpoint_id)
+        if record is None or record.status != constants.RESTORE_STATUS_IN_PROGRESS:
+            return
+        recorder = _ResultRecorder(model, record_id)
+        try:
+            if cp_record is None or cp_record.status != constants.CHECKPOINT_STATUS_AVAILABLE:
+                raise OperationFailed(f"checkpoint {op.checkpoint_id} is not available")
+            checkpoint = BankCheckpoint.load(provider.bank, cp_record.id)
+            roots = graph_mod.deserialize(cp_record.resource_graph or "[{}, []]")
+            extra: dict[str, Any] = {"new_resources": {}}
+            extra[name] = recorder
+            if name == "restore":
+                extra["restore_target"] = record.restore_target
+                extra["restore_auth"] = json.loads(record.restore_auth or "null")
+            if name == "verify":
+                _verify_bank_data(checkpoint, roots, recorder)
+            run_hooks(provider, roots, name, checkpoint, context, parameters, extra)
+        except Exception as exc:
+            reason = _reason(exc)
+            with session_scope(write=True) as session:
+                session.execute(update(model).where(model.id == record_id).values(
+                    status=constants.RESTORE_STATUS_FAILURE, updated_at=utcnow(),
+                    resources_reason=json.dumps(recorder.reason or {"error": reason})))
+                _set_log(session, op.operation_log_id, constants.RESTORE_STATUS_FAILURE, reason)
+            raise OperationFailed(reason) from exc
+        with session_scope(write=True) as session:
+            session.execute(update(model).where(model.id == record_id).values(
+                status=constants.RESTORE_STATUS_SUCCESS, updated_at=utcnow()))
+            _set_log(session, op.operation_log_id, constants.RESTORE_STATUS_SUCCESS)
+
+    # -- copy ------------------------------------------------------------------------------
+    def _copy(self, op, context, provider, parameters):
+        with session_scope() as session:
+            record = session.get(models.Checkpoint, op.checkpoint_id)
+            source = session.get(models.Checkpoint, op.source_checkpoint_id)
+        if record is None or record.status not in (constants.CHECKPOINT_STATUS_WAIT_COPYING,
+                                                   constants.CHECKPOINT_STATUS_COPYING):
+            return
+        with session_scope(write=True) as session:
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_COPYING)
+            _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_COPYING,
+                     end=False)
+        try:
+            if source is None or source.status != constants.CHECKPOINT_STATUS_AVAILABLE:
+                raise OperationFailed(f"source checkpoint {op.source_checkpoint_id} is not "
+                                      "available")
+            bank = provider.bank
+            src = BankCheckpoint.load(bank, source.id)
+            prefix = f"/checkpoints/{source.id}/resource-data/"
+            for key in bank.list_objects(prefix):
+                rest = key[len(prefix):]
+                bank.update_object(f"/checkpoints/{record.id}/resource-data/{rest}",
+                                   bank.get_object(key))
+            record.status = constants.CHECKPOINT_STATUS_COPYING
+            copy_cp = BankCheckpoint.create(bank, record, bank.get_owner_id())
+            roots = graph_mod.deserialize(source.resource_graph or "[{}, []]")
+            run_hooks(provider, roots, "copy", src, context, parameters,
+                      {"checkpoint_copy": copy_cp})
+            extra_info = {"copy_status": constants.CHECKPOINT_STATUS_COPY_FINISHED,
+                          "copy_from": source.id}
+            copy_cp.status = constants.CHECKPOINT_STATUS_AVAILABLE
+            copy_cp.metadata["extra_info"] = json.dumps(extra_info)
+            copy_cp.commit()
+            copy_cp.write_indices()
+        except Exception as exc:
+            reason = _reason(exc)
+            with session_scope(write=True) as session:
+                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason)
+                _set_log(session, op.operation_log_id, "error", reason)
+            raise OperationFailed(reason) from exc
+        with session_scope(write=True) as session:
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_AVAILABLE,
+                            extra_info=json.dumps(extra_info))
+            _set_log(session, op.operation_log_id, "success")
+
+
+def _verify_bank_data(checkpoint: BankCheckpoint, roots, recorder: _ResultRecorder) -> None:
+    """The default verification: every resource's section says it was protected."""
+    failures = []
+    for node in graph_mod.walk(roots):
+        r = node.value
+        try:
+            status = checkpoint.get_resource_bank_section(r.id).get_object("status")
+        except exception.BankObjectNotFound:
+            status = None
+        if status == constants.CHECKPOINT_STATUS_AVAILABLE:
+            recorder.update_resource_status(r.type, r.id, "available")
+        else:
+            recorder.update_resource_status(r.type, r.id, "error",
+                                            f"bank data missing (status {status})")
+            failures.append(r.id)
+    if failures:
+        raise OperationFailed(f"bank data of {len(failures)} resource(s) is missing")
+
+
+def _try_bank_status(provider, checkpoint_id: str, status: str) -> None:
+    try:
+        cp = BankCheckpoint.load(provider.bank, checkpoint_id)
+        cp.status = status
+        cp.commit()
+    except Exception:
+        LOG.warning("could not record status %s of checkpoint %s in the bank", status,
+                    checkpoint_id)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, exception.KarborException):
+        return exc.msg
+    return str(exc) or type(exc).__name__
+
+
+def pending_count() -> int:
+    with session_scope() as session:
+        return len(session.scalars(select(models.Operation.id).where(
+            models.Operation.status == constants.JOB_PENDING)).all())

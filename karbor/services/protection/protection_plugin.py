@@ -1,0 +1,77 @@
+"""The protection plugin SDK (same names and signatures as the original's guide).
+
+A plugin returns, per resource and operation, an ``Operation`` whose hooks the
+engine calls in the order the plugin guide defines.  Hooks a plugin does not
+override are no-ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Operation:
+    def on_prepare_begin(self, checkpoint, resource, context, parameters, **kwargs):
+        pass
+
+    def on_prepare_finish(self, checkpoint, resource, context, parameters, **kwargs):
+        pass
+
+    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
+        pass
+
+    def on_complete(self, checkpoint, resource, context, parameters, **kwargs):
+        pass
+
+
+HOOKS = ("on_prepare_begin", "on_prepare_finish", "on_main", "on_complete")
+
+
+def implemented_hooks(operation: Operation) -> set[str]:
+    """The hooks an Operation really overrides (others need not be scheduled)."""
+    return {h for h in HOOKS
+            if getattr(type(operation), h, None) is not getattr(Operation, h)}
+
+
+class ProtectionPlugin:
+    def __init__(self, config=None):
+        self._config = config
+
+    def get_protect_operation(self, resource) -> Operation:
+        raise NotImplementedError
+
+    def get_restore_operation(self, resource) -> Operation:
+        raise NotImplementedError
+
+    def get_verify_operation(self, resource) -> Operation:
+        raise NotImplementedError
+
+    def get_copy_operation(self, resource) -> Operation:
+        raise NotImplementedError
+
+    def get_delete_operation(self, resource) -> Operation:
+        raise NotImplementedError
+
+    @classmethod
+    def get_supported_resources_types(cls) -> list[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def get_options_schema(cls, resource_type) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def get_saved_info_schema(cls, resource_type) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def get_restore_schema(cls, resource_type) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def get_verify_schema(cls, resource_type) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def get_saved_info(cls, metadata_store, resource):
+        return None

@@ -1,0 +1,112 @@
+"""A protection worker: claims operations from the durable queue and runs them.
+
+Each running operation's lease is renewed by a heartbeat; if this process dies
+the lease lapses and any worker (or this one, restarted) claims and resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from karbor.common.config import CONF
+from karbor.db.session import session_scope
+from karbor.services.protection import queue
+from karbor.services.protection.engine import Engine, OperationFailed
+
+LOG = logging.getLogger(__name__)
+
+
+class ProtectionWorker:
+    def __init__(self, worker_id: str | None = None):
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.engine = Engine(self.worker_id)
+        self._max = CONF.max_concurrent_operations
+        self._pool = ThreadPoolExecutor(max_workers=self._max, thread_name_prefix="protect")
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for target, name in ((self._poll_loop, "protection-poll"),
+                             (self._lease_loop, "protection-lease")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        LOG.info("protection worker %s started", self.worker_id)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def _lease_seconds(self) -> int:
+        return CONF.operation_claim_timeout
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            claimed = False
+            with self._lock:
+                free = self._max - len(self._running)
+            if free > 0:
+                try:
+                    with session_scope(write=True) as session:
+                        op = queue.claim(session, self.worker_id, self._lease_seconds())
+                        if op is not None:
+                            session.expunge(op)
+                except Exception:
+                    LOG.exception("could not poll the operation queue")
+                    op = None
+                if op is not None:
+                    claimed = True
+                    with self._lock:
+                        self._running.add(op.id)
+                    self._pool.submit(self._run, op)
+            if not claimed:
+                self._wake.wait(CONF.operation_poll_interval)
+                self._wake.clear()
+
+    def _lease_loop(self) -> None:
+        interval = max(1.0, self._lease_seconds() / 3)
+        while not self._stop.wait(interval):
+            with self._lock:
+                running = list(self._running)
+            for op_id in running:
+                try:
+                    with session_scope(write=True) as session:
+                        queue.renew(session, op_id, self.worker_id, self._lease_seconds())
+                except Exception:
+                    LOG.exception("could not renew the lease of operation %s", op_id)
+
+    def _run(self, op) -> None:
+        error = None
+        try:
+            LOG.info("running %s operation %s (attempt %d)", op.operation_type, op.id,
+                     op.attempts)
+            self.engine.run(op)
+        except OperationFailed as exc:
+            error = str(exc)
+            LOG.warning("%s operation %s failed: %s", op.operation_type, op.id, error)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            LOG.exception("%s operation %s crashed", op.operation_type, op.id)
+        finally:
+            try:
+                with session_scope(write=True) as session:
+                    queue.finish(session, op.id, self.worker_id, error)
+            except Exception:
+                LOG.exception("could not record the end of operation %s", op.id)
+            with self._lock:
+                self._running.discard(op.id)
+            self._wake.set()
