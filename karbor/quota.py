@@ -1,4 +1,4 @@
-"""Per-project quotas (plans, checkpoints) with quota classes, enforced inside the caller's transaction.
+"""Per-project quotas (plans, checkpoints) with quota classes, enforced in the caller's transaction.
 
 Limits resolve as: project override > quota class > configured default.
 Usage is a counter row per project and resource; callers change it in the same

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from flask import Flask
 
-from karbor.api.v1 import (checkpoints, operation_logs, plans, protectables, providers,
-                           quota_classes, quotas, restores, scheduled_operations, services,
-                           triggers, verifications)
+from karbor.api.v1 import (
+    checkpoints,
+    operation_logs,
+    plans,
+    protectables,
+    providers,
+    quota_classes,
+    quotas,
+    restores,
+    scheduled_operations,
+    services,
+    triggers,
+    verifications,
+)
 
 MODULES = (plans, protectables, providers, checkpoints, restores, verifications,
            operation_logs, triggers, scheduled_operations, services, quotas, quota_classes)

@@ -113,7 +113,7 @@ def restore(session: Session, context: RequestContext, checkpoint: models.Checkp
     session.add(record)
     queue.submit(session, context, constants.OPERATION_RESTORE, checkpoint.provider_id,
                  project_id=context.project_id, checkpoint_id=checkpoint.id,
-                 restore_id=record.id, parameters=parameters,
+                 restore_id=record.id, plan_id=checkpoint.plan_id, parameters=parameters,
                  log_status=constants.RESTORE_STATUS_IN_PROGRESS)
     return record
 
@@ -129,7 +129,8 @@ def verify(session: Session, context: RequestContext, checkpoint: models.Checkpo
     session.add(record)
     queue.submit(session, context, constants.OPERATION_VERIFY, checkpoint.provider_id,
                  project_id=context.project_id, checkpoint_id=checkpoint.id,
-                 verification_id=record.id, parameters=parameters,
+                 verification_id=record.id, plan_id=checkpoint.plan_id,
+                 parameters=parameters,
                  log_status=constants.VERIFICATION_STATUS_IN_PROGRESS)
     return record
 

@@ -51,6 +51,15 @@ class BankPlugin(abc.ABC):
     def get_owner_id(self, context=None) -> str: ...
 
 
+def normalize_prefix(prefix: str | None) -> str:
+    """Like a key, but a trailing ``/`` (a directory-style prefix) is allowed."""
+    if prefix in (None, "", "/"):
+        return "/"
+    trailing = prefix.endswith("/")
+    key = normalize_key(prefix.rstrip("/"))
+    return key + "/" if trailing else key
+
+
 def normalize_key(key: str) -> str:
     if not isinstance(key, str) or not key:
         raise exception.InvalidBankKey(key=key, reason="empty")
@@ -78,7 +87,7 @@ class Bank:
         return self._plugin.get_object(normalize_key(key), context=context)
 
     def list_objects(self, prefix=None, limit=None, marker=None, sort_dir=None, context=None):
-        prefix = normalize_key(prefix) if prefix not in (None, "", "/") else "/"
+        prefix = normalize_prefix(prefix)
         return self._plugin.list_objects(prefix=prefix, limit=limit, marker=marker,
                                          sort_dir=sort_dir, context=context)
 
@@ -129,7 +138,7 @@ class BankSection:
 
     def list_objects(self, prefix=None, limit=None, marker=None, sort_dir=None,
                      context=None) -> list[str]:
-        full_prefix = self._full(prefix) if prefix else self._prefix + "/"
+        full_prefix = self._prefix + normalize_prefix(prefix)
         full_marker = self._full(marker) if marker else None
         keys: Iterable[str] = self._bank.list_objects(full_prefix, limit, full_marker, sort_dir,
                                                       context=context)

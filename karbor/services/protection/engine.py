@@ -136,6 +136,34 @@ class Engine:
         handler = getattr(self, f"_{op.operation_type}")
         handler(op, context, provider, parameters)
 
+    def fail(self, op: models.Operation, reason: str) -> None:
+        """Mark the operation's record failed when the operation could not even run."""
+        with session_scope(write=True) as session:
+            if op.operation_type in (constants.OPERATION_PROTECT, constants.OPERATION_COPY):
+                session.execute(update(models.Checkpoint).where(
+                    models.Checkpoint.id == op.checkpoint_id,
+                    models.Checkpoint.status.in_([constants.CHECKPOINT_STATUS_PROTECTING,
+                                                  constants.CHECKPOINT_STATUS_WAIT_COPYING,
+                                                  constants.CHECKPOINT_STATUS_COPYING]))
+                    .values(status=constants.CHECKPOINT_STATUS_ERROR, status_reason=reason,
+                            updated_at=utcnow()))
+            elif op.operation_type == constants.OPERATION_DELETE:
+                session.execute(update(models.Checkpoint).where(
+                    models.Checkpoint.id == op.checkpoint_id,
+                    models.Checkpoint.status == constants.CHECKPOINT_STATUS_DELETING)
+                    .values(status=constants.CHECKPOINT_STATUS_ERROR_DELETING,
+                            status_reason=reason, updated_at=utcnow()))
+            else:
+                model, record_id = ((models.Restore, op.restore_id)
+                                    if op.operation_type == constants.OPERATION_RESTORE
+                                    else (models.Verification, op.verification_id))
+                session.execute(update(model).where(
+                    model.id == record_id,
+                    model.status == constants.RESTORE_STATUS_IN_PROGRESS)
+                    .values(status=constants.RESTORE_STATUS_FAILURE, updated_at=utcnow(),
+                            resources_reason=json.dumps({"error": reason})))
+            _set_log(session, op.operation_log_id, "error", reason)
+
     # -- protect ---------------------------------------------------------------------------
     def _protect(self, op, context, provider, parameters):
         with session_scope() as session:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import uuid
 
 from sqlalchemy import or_, select, update
@@ -86,3 +87,36 @@ def finish(session: Session, operation_id: str, worker_id: str, error: str | Non
         .where(models.Operation.id == operation_id, models.Operation.claimed_by == worker_id)
         .values(status=constants.JOB_FAILED if error else constants.JOB_DONE,
                 error=error, finished_at=utcnow(), claimed_until=None))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_local(session: Session, hostname: str) -> int:
+    """Make operations claimed by dead worker processes of this host runnable at once.
+
+    Worker ids are ``host:pid:nonce``; a restarted embedded server need not
+    wait for the old lease to lapse.
+    """
+    count = 0
+    rows = session.scalars(select(models.Operation).where(
+        models.Operation.status == constants.JOB_RUNNING,
+        models.Operation.claimed_by.like(f"{hostname}:%"))).all()
+    for op in rows:
+        try:
+            pid = int((op.claimed_by or "").split(":")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid() or not _pid_alive(pid):
+            session.execute(update(models.Operation).where(
+                models.Operation.id == op.id, models.Operation.claimed_by == op.claimed_by)
+                .values(status=constants.JOB_PENDING, claimed_by=None, claimed_until=None))
+            count += 1
+    return count

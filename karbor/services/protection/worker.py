@@ -34,6 +34,14 @@ class ProtectionWorker:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        try:
+            with session_scope(write=True) as session:
+                released = queue.release_dead_local(session, socket.gethostname())
+            if released:
+                LOG.info("resuming %d operation(s) left by a stopped worker on this host",
+                         released)
+        except Exception:
+            LOG.exception("could not look for operations of stopped local workers")
         for target, name in ((self._poll_loop, "protection-poll"),
                              (self._lease_loop, "protection-lease")):
             t = threading.Thread(target=target, name=name, daemon=True)
@@ -101,6 +109,10 @@ class ProtectionWorker:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             LOG.exception("%s operation %s crashed", op.operation_type, op.id)
+            try:
+                self.engine.fail(op, error)
+            except Exception:
+                LOG.exception("could not record the failure of operation %s", op.id)
         finally:
             try:
                 with session_scope(write=True) as session:

@@ -15,6 +15,10 @@ class _NoopOperation(protection_plugin.Operation):
         self._status = status
 
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
+        for key in ("restore", "verify"):
+            recorder = kwargs.get(key)
+            if recorder is not None:
+                recorder.update_resource_status(resource.type, resource.id, "available")
         if self._status is None:
             return
         section = checkpoint.get_resource_bank_section(resource.id)
@@ -25,12 +29,6 @@ class _NoopOperation(protection_plugin.Operation):
         section.update_object("status", self._status)
         if self._status == "available":
             section.update_object("metadata", {"type": resource.type, "name": resource.name})
-        restore = kwargs.get("restore")
-        if restore is not None:
-            restore.update_resource_status(resource.type, resource.id, "available")
-        verify = kwargs.get("verify")
-        if verify is not None:
-            verify.update_resource_status(resource.type, resource.id, "available")
 
 
 class NoopProtectionPlugin(protection_plugin.ProtectionPlugin):
