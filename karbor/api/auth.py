@@ -101,11 +101,25 @@ class KeystoneContextMiddleware:
         return self.app(environ, start_response)
 
 
+def _opt(section, name):
+    try:
+        return getattr(section, name)
+    except Exception:
+        return None
+
+
 def wrap_auth(app):
     """The auth part of the /v1 pipeline, chosen by ``auth_strategy``."""
     if CONF.auth_strategy == "keystone":
         from keystonemiddleware import auth_token
 
-        return auth_token.AuthProtocol(KeystoneContextMiddleware(app),
-                                       {"oslo_config_config": CONF})
+        middleware = auth_token.AuthProtocol(KeystoneContextMiddleware(app),
+                                             {"oslo_config_config": CONF})
+        section = CONF.keystone_authtoken
+        configured = any(_opt(section, name) for name in ("auth_type", "www_authenticate_uri"))
+        if not configured:
+            raise RuntimeError("auth_strategy = keystone needs [keystone_authtoken] with "
+                               "www_authenticate_uri, auth_type, auth_url and the service "
+                               "user's credentials")
+        return middleware
     return NoAuthMiddleware(app)

@@ -41,5 +41,8 @@ def from_exception(exc: BaseException) -> tuple[int, str, dict[str, str]]:
             # The original answered an unsupported verb with "not found".
             return 404, "The resource could not be found.", {}
         return code, exc.description or exc.name, {}
+    if type(exc).__module__.startswith("keystoneauth1"):
+        LOG.error("identity service error: %s", exc)
+        return 503, f"The identity service could not be used: {type(exc).__name__}", {}
     LOG.exception("unexpected error while handling a request")
     return 500, GENERIC_500, {}

@@ -7,14 +7,15 @@ import sys
 from karbor.cmd import common
 
 
+@common.cli_errors
 def main(argv: list[str] | None = None) -> int:
     common.setup(argv, "karbor-api")
     from karbor.cmd.api_server import APIServer
     from karbor.services.heartbeat import Heartbeat
 
+    api = APIServer()
     beat = Heartbeat("karbor-api")
     beat.start()
-    api = APIServer()
     api.start()
     common.wait_for_signal()
     api.stop()

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from karbor.common import config
 from karbor.common.config import CONF
@@ -40,3 +41,18 @@ def wait_for_signal() -> str:
     while not stop.wait(1):
         pass
     return received[0] if received else "SIGTERM"
+
+
+def cli_errors(main):
+    """Turn configuration errors into one readable line and exit status 2."""
+    import functools
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            return main(argv)
+        except RuntimeError as exc:
+            print(f"{Path(sys.argv[0]).name}: configuration error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper

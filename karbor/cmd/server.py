@@ -10,6 +10,7 @@ from karbor.cmd import common
 LOG = logging.getLogger("karbor.server")
 
 
+@common.cli_errors
 def main(argv: list[str] | None = None) -> int:
     common.setup(argv, "karbor-server")
     from karbor.cmd.api_server import APIServer
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     from karbor.services.operationengine.engine import OperationEngine
     from karbor.services.protection.worker import ProtectionWorker
 
+    api = APIServer()  # first: a configuration error stops us before anything runs
     beats = [Heartbeat("karbor-api"), Heartbeat("karbor-protection"),
              Heartbeat("karbor-operationengine")]
     for beat in beats:
@@ -25,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     worker.start()
     engine = OperationEngine(service_id=beats[2].service_id)
     engine.start()
-    api = APIServer()
     api.start()
     print(f"karbor-server ready on {api.url} (state in {common.CONF.state_path})",
           file=sys.stderr, flush=True)
