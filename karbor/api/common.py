@@ -16,6 +16,8 @@ from karbor.common import exception
 from karbor.common.config import CONF
 from karbor.common.context import RequestContext
 
+MAX_INT = 2**31 - 1  # the largest value every supported database stores in an INTEGER
+
 TRUE_STRINGS = {"true", "yes", "y", "1", "on", "t"}
 FALSE_STRINGS = {"false", "no", "n", "0", "off", "f"}
 
@@ -34,11 +36,35 @@ def body(schema: dict[str, Any] | None = None) -> Any:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise exception.MalformedRequestBody(reason=str(exc)) from None
+        except RecursionError:
+            raise exception.MalformedRequestBody(reason="nested too deeply") from None
+        _check_strings(data)
     if schema is not None:
         if data is None:
             raise exception.ValidationError(detail="The request body is missing.")
         validation.validate(schema, data)
     return data
+
+
+def _check_strings(value: Any, path: str = "body") -> None:
+    """Refuse text no database can store: NUL characters and lone UTF-16 surrogates."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise exception.MalformedRequestBody(reason=f"{where} contains a NUL character")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise exception.MalformedRequestBody(
+                    reason=f"{where} is not valid Unicode text") from None
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                stack.append((key, f"{where}/{key!r}"))
+                stack.append((sub, f"{where}/{key}"))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}/{i}") for i, sub in enumerate(item))
 
 
 def bool_param(name: str, value: str) -> bool:
@@ -90,6 +116,7 @@ def list_params(allowed_filters: list[str] | None, sort_keys: set[str],
             raise exception.InvalidInput(reason="limit param must be an integer") from None
         if requested_limit <= 0:
             raise exception.InvalidInput(reason="limit param must be positive")
+        requested_limit = min(requested_limit, MAX_INT)
     limit = min(requested_limit or CONF.osapi_max_limit, CONF.osapi_max_limit)
     offset = 0
     if "offset" in args:
@@ -99,6 +126,8 @@ def list_params(allowed_filters: list[str] | None, sort_keys: set[str],
             raise exception.InvalidInput(reason="offset must be an integer.") from None
         if offset < 0:
             raise exception.InvalidInput(reason="offset must be >= 0")
+        if offset > MAX_INT:
+            raise exception.InvalidInput(reason=f"offset must be <= {MAX_INT}")
     keys: list[str] = []
     dirs: list[str] = []
     if "sort" in args:

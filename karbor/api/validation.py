@@ -50,13 +50,9 @@ def _field_path(error: jsonschema.ValidationError) -> str:
 
 def validate(schema: dict[str, Any], body: Any) -> None:
     validator = jsonschema.Draft4Validator(schema, format_checker=_format_checker)
-    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-    if not errors:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is None:
         return
-    error = errors[0]
-    while error.context:
-        # oneOf/anyOf: report the most specific sub-error.
-        error = sorted(error.context, key=lambda e: len(list(e.absolute_path)))[-1]
     if isinstance(error.cause, exception.KarborException):
         raise exception.ValidationError(
             detail=f"Invalid input for field/attribute {_field_path(error)}. "

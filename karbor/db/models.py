@@ -39,6 +39,8 @@ class Plan(Base, SoftDeleteMixin):
     project_id: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     status: Mapped[str] = mapped_column(String(64), nullable=False)
     parameters: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    __table_args__ = (Index("ix_plans_project_listing", "project_id", "deleted", "created_at",
+                            "id"),)
     resources: Mapped[list[Resource]] = relationship(
         back_populates="plan", cascade="all, delete-orphan", order_by="Resource.id",
         primaryjoin="and_(Plan.id == Resource.plan_id, Resource.deleted == False)")  # noqa: E712

@@ -36,7 +36,9 @@ def paginate(session: Session, stmt: Select, model, *, sort_keys: list[str],
             dirs.append(dirs[0] if dirs else "desc")
     columns = [getattr(model, k) for k in keys]
     if marker is not None:
-        marker_row = session.get(model, marker)
+        # The marker must be an item this very listing can return: another project's
+        # or a deleted object's id is unknown here (and reveals nothing).
+        marker_row = session.scalar(stmt.where(model.id == marker).limit(1))
         if marker_row is None:
             raise not_found(**{marker_kwarg: marker})
         criteria = []

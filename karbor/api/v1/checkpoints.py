@@ -86,14 +86,10 @@ def list_checkpoints(project_id, provider_id):
                 stmt = stmt.where(models.Checkpoint.created_at >=
                                   _date(filters["start_date"], "start_date"))
             if filters.get("end_date"):
-                end = _date(filters["end_date"], "end_date") + dt.timedelta(days=1)
-                stmt = stmt.where(models.Checkpoint.created_at < end)
+                end = _date(filters["end_date"], "end_date")
+                if end.date() < dt.date.max:
+                    stmt = stmt.where(models.Checkpoint.created_at < end + dt.timedelta(days=1))
         marker = params.marker
-        if marker is not None:
-            exists = session.scalar(select(models.Checkpoint.id).where(
-                models.Checkpoint.id == marker))
-            if exists is None:
-                raise exception.CheckpointNotFound(checkpoint_id=marker)
         items = [view(cp) for cp in query.paginate(
             session, stmt, models.Checkpoint, sort_keys=params.sort_keys,
             sort_dirs=params.sort_dirs, limit=params.limit, marker=marker,

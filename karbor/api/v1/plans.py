@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from karbor import quota
 from karbor.api import common, validation
@@ -37,10 +38,15 @@ def view(plan: models.Plan) -> dict:
             "parameters": common.loads(plan.parameters, {})}
 
 
+def active_plans():
+    # Views always show a plan's resources: load them in one extra query, not one per plan.
+    return query.active(models.Plan).options(selectinload(models.Plan.resources))
+
+
 def get_plan(session, context, plan_id: str) -> models.Plan:
     """A plan visible to the caller (another project's plan does not exist for it)."""
     validation.check_uuid(plan_id, "plan")
-    stmt = query.active(models.Plan).where(models.Plan.id == plan_id)
+    stmt = active_plans().where(models.Plan.id == plan_id)
     if not context.is_admin:
         stmt = stmt.where(models.Plan.project_id == context.project_id)
     plan = session.scalar(stmt)
@@ -105,7 +111,7 @@ def list_plans(project_id):
     ctx.can("plan:get_all")
     params = common.list_params(CONF.query_plan_filters, SORT_KEYS)
     with session_scope() as session:
-        stmt = query.active(models.Plan)
+        stmt = active_plans()
         if not (ctx.is_admin and params.all_tenants):
             stmt = stmt.where(models.Plan.project_id == ctx.project_id)
         dialect = session.get_bind().dialect.name

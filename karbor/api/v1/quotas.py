@@ -37,6 +37,9 @@ def parse_limits(values: dict) -> dict[str, int]:
             raise exception.InvalidInput(reason=f"Quota '{value}' for {key} should be integer.")
         if number < -1:
             raise exception.InvalidInput(reason=f"{key}: Quota limit must be -1 or greater.")
+        if number > common.MAX_INT:
+            raise exception.InvalidInput(
+                reason=f"{key}: Quota limit must be at most {common.MAX_INT}.")
         out[key] = number
     return out
 

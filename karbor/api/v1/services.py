@@ -57,6 +57,8 @@ def update_service(project_id, service_id):
         numeric_id = int(service_id)
     except ValueError:
         raise exception.ServiceNotFound(service_id=service_id) from None
+    if not 0 < numeric_id <= common.MAX_INT:
+        raise exception.ServiceNotFound(service_id=service_id)
     with session_scope(write=True) as session:
         service = session.scalar(select(models.Service).where(
             models.Service.id == numeric_id, models.Service.deleted == False))  # noqa: E712

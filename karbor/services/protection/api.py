@@ -78,12 +78,31 @@ def delete_checkpoint(session: Session, context: RequestContext,
     if checkpoint.status not in constants.CHECKPOINT_DELETABLE:
         raise exception.CheckpointNotBeDeleted(checkpoint_id=checkpoint.id,
                                                status=checkpoint.status)
+    busy = busy_with(session, checkpoint.id)
+    if busy:
+        raise exception.Conflict(
+            f"The checkpoint {checkpoint.id} can not be deleted while {busy} is in progress.")
     set_checkpoint_status(session, checkpoint, constants.CHECKPOINT_STATUS_DELETING,
                           constants.CHECKPOINT_DELETABLE)
     queue.submit(session, context, constants.OPERATION_DELETE, checkpoint.provider_id,
                  project_id=checkpoint.project_id, checkpoint_id=checkpoint.id,
                  plan_id=checkpoint.plan_id, log_status=constants.CHECKPOINT_STATUS_DELETING)
     quota.release(session, checkpoint.project_id, "checkpoints", 1)
+
+
+def busy_with(session: Session, checkpoint_id: str) -> str | None:
+    """A restore, verification or copy still reading this checkpoint, if any."""
+    for model, what in ((models.Restore, "restore"), (models.Verification, "verification")):
+        found = session.scalar(select(model.id).where(
+            model.checkpoint_id == checkpoint_id,
+            model.status == constants.RESTORE_STATUS_IN_PROGRESS).limit(1))
+        if found:
+            return f"{what} {found}"
+    found = session.scalar(select(models.Checkpoint.id).where(
+        models.Checkpoint.copy_of == checkpoint_id,
+        models.Checkpoint.status.in_([constants.CHECKPOINT_STATUS_WAIT_COPYING,
+                                      constants.CHECKPOINT_STATUS_COPYING])).limit(1))
+    return f"copy {found}" if found else None
 
 
 def reset_state(session: Session, checkpoint: models.Checkpoint, state: str) -> None:

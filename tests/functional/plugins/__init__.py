@@ -1,0 +1,1 @@
+"""Protection plugins used by functional tests, written only against the plugin SDK."""
