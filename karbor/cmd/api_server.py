@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from waitress import wasyncore
 from waitress.server import create_server
 
 from karbor.api.app import create_app
@@ -34,9 +35,13 @@ class APIServer:
         LOG.info("Karbor API listening on %s", self.url)
 
     def stop(self) -> None:
+        """Stop accepting, let requests in progress finish, then close every connection."""
         try:
-            self.server.close()
-            self.server.task_dispatcher.shutdown()
+            self.server.accepting = False
+            self.server.task_dispatcher.shutdown(timeout=10)
+            # Closing the whole socket map (listener, trigger, keep-alive channels)
+            # empties it, which is what ends waitress's loop.
+            wasyncore.close_all(self.server._map)
         except Exception:
             LOG.exception("error while stopping the API server")
         if self._thread:

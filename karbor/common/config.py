@@ -86,6 +86,13 @@ core_opts = [
                help="Largest allowed trigger window, in seconds."),
     cfg.IntOpt("default_window_time", default=900, min=1,
                help="Window of a trigger created without one (clamped to the allowed range)."),
+    cfg.FloatOpt("trigger_poll_interval", default=2.0, min=0.05,
+                 help="Seconds between two scans of the scheduled operations that are due."),
+    cfg.IntOpt("max_occurrences_per_scan", default=1000, min=1,
+               help="Most occurrences of one scheduled operation recorded in one scan "
+                    "(after a long downtime the rest follow in the next scans)."),
+    cfg.IntOpt("retained_operation_log_number", default=100, min=1,
+               help="Scheduled-operation occurrence logs kept per operation."),
     cfg.StrOpt("time_format", default="calendar", choices=["calendar", "crontab"],
                help="Trigger pattern format used when a trigger does not name one."),
 ]

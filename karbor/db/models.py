@@ -183,6 +183,10 @@ class ScheduledOperationState(Base, SoftDeleteMixin):
     trust_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(32), nullable=False)
     end_time_for_run: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The next occurrence to act on; NULL means "compute it" (new or changed trigger).
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    # The last occurrence acted on (run or recorded as skipped).
+    last_occurrence: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ScheduledOperationLog(Base, SoftDeleteMixin):

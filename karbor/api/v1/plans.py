@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from flask import Flask
@@ -43,10 +42,16 @@ def active_plans():
     return query.active(models.Plan).options(selectinload(models.Plan.resources))
 
 
-def get_plan(session, context, plan_id: str) -> models.Plan:
-    """A plan visible to the caller (another project's plan does not exist for it)."""
+def get_plan(session, context, plan_id: str, *, lock: bool = False) -> models.Plan:
+    """A plan visible to the caller (another project's plan does not exist for it).
+
+    ``lock`` takes the row lock, so a delete cannot race a scheduled operation
+    being created on the same plan.
+    """
     validation.check_uuid(plan_id, "plan")
     stmt = active_plans().where(models.Plan.id == plan_id)
+    if lock:
+        stmt = stmt.with_for_update(of=models.Plan)
     if not context.is_admin:
         stmt = stmt.where(models.Plan.project_id == context.project_id)
     plan = session.scalar(stmt)
@@ -114,18 +119,8 @@ def list_plans(project_id):
         stmt = active_plans()
         if not (ctx.is_admin and params.all_tenants):
             stmt = stmt.where(models.Plan.project_id == ctx.project_id)
-        dialect = session.get_bind().dialect.name
-        for key, value in params.filters.items():
-            if key in REGEX_FILTERS:
-                try:
-                    re.compile(str(value))
-                except re.error as exc:
-                    raise exception.InvalidInput(reason=f"Invalid regex for {key}: {exc}") \
-                        from None
-                stmt = stmt.where(query.regex_clause(getattr(models.Plan, key), str(value),
-                                                     dialect))
-            elif key in EXACT_FILTERS:
-                stmt = stmt.where(getattr(models.Plan, key) == str(value))
+        stmt = common.filter_clauses(stmt, models.Plan, params.filters, REGEX_FILTERS,
+                                     EXACT_FILTERS, session.get_bind().dialect.name)
         plans = query.paginate(session, stmt, models.Plan, sort_keys=params.sort_keys,
                                sort_dirs=params.sort_dirs, limit=params.limit,
                                marker=params.marker, offset=params.offset,
@@ -190,7 +185,7 @@ def update_plan(project_id, plan_id):
 def delete_plan(project_id, plan_id):
     ctx = common.context()
     with session_scope(write=True) as session:
-        plan = get_plan(session, ctx, plan_id)
+        plan = get_plan(session, ctx, plan_id, lock=True)
         ctx.can("plan:delete", {"project_id": plan.project_id})
         in_use = session.scalar(select(models.ScheduledOperation.id).where(
             models.ScheduledOperation.deleted == False,  # noqa: E712

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:35:45.966264
+Create Date: 2026-11-22 03:36:36.703174
 """
 import sqlalchemy as sa
 from alembic import op
@@ -279,6 +279,8 @@ def upgrade() -> None:
     sa.Column('trust_id', sa.String(length=64), nullable=True),
     sa.Column('state', sa.String(length=32), nullable=False),
     sa.Column('end_time_for_run', sa.DateTime(), nullable=True),
+    sa.Column('next_run_at', sa.DateTime(), nullable=True),
+    sa.Column('last_occurrence', sa.DateTime(), nullable=True),
     sa.Column('deleted_at', sa.DateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=True),
@@ -287,9 +289,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('operation_id')
     )
+    with op.batch_alter_table('scheduled_operation_states', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_scheduled_operation_states_next_run_at'), ['next_run_at'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('scheduled_operation_states', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scheduled_operation_states_next_run_at'))
+
     op.drop_table('scheduled_operation_states')
     with op.batch_alter_table('scheduled_operation_logs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_scheduled_operation_logs_operation_id'))
