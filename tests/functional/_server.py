@@ -28,7 +28,7 @@ import karbor
 
 EXECUTABLE = Path(sys.executable).parent / "karbor-server"
 BUILTIN_PROVIDERS = Path(karbor.__file__).parent / "etc" / "providers.d"
-RESERVED_PORTS = {8799}
+RESERVED_PORTS = {8799, 5432}  # Karbor's and PostgreSQL's defaults: maybe in use
 
 
 @dataclass

@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,25 +27,15 @@ import pytest
 import requests
 
 import karbor
+from tests.functional._server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CLIENT = REPO / ".state" / "karborclient-venv" / "bin" / "karbor"
 SERVER_EXECUTABLE = Path(sys.executable).parent / "karbor-server"
 BUILTIN_PROVIDERS = Path(karbor.__file__).parent / "etc" / "providers.d"
-RESERVED_PORTS = {8799, 5432}
 SHUTDOWN_TIMEOUT = 15
 START_TIMEOUT = 60
 CLI_TIMEOUT = 60
-
-
-def free_port() -> int:
-    """A port that is free right now on 127.0.0.1 (bind to port 0), never a well-known one."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
 
 
 def new_project_id() -> str:

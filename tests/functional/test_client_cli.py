@@ -1102,3 +1102,20 @@ def test_scheduled_retention_protect_runs(server: KarborServer):
     shown = props(ok(server, "checkpoint-show", NOOP, sorted(kept)[0], project=project))
     assert as_json(shown["extra_info"])["created_by"] == "operation-engine"
     ok(server, "trigger-delete", trigger["id"], project=project)
+
+
+def test_username_and_password_headers_mode(server, karborclient):
+    """Without a token the client sends X-Auth-User/X-Auth-Key; that user acts in the URL."""
+    project = new_project_id()
+    plan = server.http("POST", "plans", user="carol", project=project, json={"plan": {
+        "name": "carols", "provider_id": NOOP,
+        "resources": [{"id": project, "type": "OS::Keystone::Project", "name": "p"}]}})
+    assert plan.status_code == 200, plan.text
+    proc = subprocess.run(
+        [karborclient, "--os-no-client-auth", "--karbor-url",
+         f"{server.base_url}/v1/{project}", "--os-username", "carol", "--os-password", "secret",
+         "--os-auth-url", "http://keystone.invalid/v3", "--os-region-name", "R1", "plan-list"],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert plan.json()["plan"]["id"] in proc.stdout
+    assert "carols" in proc.stdout

@@ -17,6 +17,7 @@ from karbor.common.config import CONF
 from karbor.db import models, query
 from karbor.db.models import utcnow
 from karbor.db.session import session_scope
+from karbor.services.protection import api as protection_api
 from karbor.services.protection import provider as provider_mod
 
 SORT_KEYS = {"id", "name", "status", "created_at", "updated_at", "provider_id", "project_id",
@@ -26,14 +27,9 @@ EXACT_FILTERS = ("id", "status", "provider_id", "project_id")
 
 
 def view(plan: models.Plan) -> dict:
-    resources = []
-    for r in plan.resources:
-        item = {"id": r.resource_id, "type": r.resource_type, "name": r.resource_name}
-        if r.resource_extra_info is not None:
-            item["extra_info"] = common.loads(r.resource_extra_info)
-        resources.append(item)
     return {"id": plan.id, "name": plan.name, "description": plan.description,
-            "resources": resources, "provider_id": plan.provider_id, "status": plan.status,
+            "resources": protection_api.plan_resources(plan), "provider_id": plan.provider_id,
+            "status": plan.status,
             "parameters": common.loads(plan.parameters, {})}
 
 

@@ -21,15 +21,21 @@ from karbor.db.models import utcnow
 from karbor.services.protection import queue
 
 
-def protection_plan_of(plan: models.Plan) -> dict:
+def plan_resources(plan: models.Plan) -> list[dict]:
+    """The plan's resources as the API shows them (``extra_info`` only when set)."""
     resources = []
     for r in plan.resources:
         item = {"id": r.resource_id, "type": r.resource_type, "name": r.resource_name}
         if r.resource_extra_info is not None:
             item["extra_info"] = json.loads(r.resource_extra_info)
         resources.append(item)
+    return resources
+
+
+def protection_plan_of(plan: models.Plan) -> dict:
     return {"id": plan.id, "name": plan.name, "provider_id": plan.provider_id,
-            "resources": resources, "parameters": json.loads(plan.parameters or "{}")}
+            "resources": plan_resources(plan),
+            "parameters": json.loads(plan.parameters or "{}")}
 
 
 def protect(session: Session, context: RequestContext, plan: models.Plan,
