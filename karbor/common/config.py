@@ -72,6 +72,9 @@ core_opts = [
                help="A service whose last heartbeat is older than this is reported down."),
     cfg.IntOpt("max_concurrent_operations", default=4, min=1,
                help="Operations (protect, restore, ...) one protection worker runs at once."),
+    cfg.IntOpt("max_parallel_hooks", default=4, min=1,
+               help="Hooks of one operation that run at the same time (main hooks of "
+                    "independent resources run in parallel)."),
     cfg.FloatOpt("operation_poll_interval", default=0.2, min=0.01,
                  help="Seconds between checks of the operation queue by an idle worker."),
     cfg.IntOpt("operation_claim_timeout", default=60, min=5,

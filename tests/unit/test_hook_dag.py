@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from karbor.common import exception
@@ -20,10 +23,22 @@ def build(edges: dict[str, list[str]], start: list[str]):
     return graph.build_graph([R(s) for s in start], children)
 
 
-def run_order(roots) -> list[tuple[str, str]]:
+def run_order(roots, delay: float = 0.0) -> list[tuple[str, str]]:
+    """Run the DAG in parallel; return the order in which hooks *finished*.
+
+    A hook appended to the list only after it ran, and every hook starts only
+    after all it requires finished, so an edge u -> v must show u before v.
+    """
     order: list[tuple[str, str]] = []
-    hooks.run_sequential(hooks.build_tasks(roots), lambda t: order.append((t.resource.id,
-                                                                           t.hook)))
+    lock = threading.Lock()
+
+    def run(t):
+        if delay and t.hook == "on_main":
+            time.sleep(delay)
+        with lock:
+            order.append((t.resource.id, t.hook))
+
+    hooks.run_parallel(hooks.build_tasks(roots), run, max_workers=8)
     return order
 
 
@@ -53,8 +68,9 @@ def test_shared_child_is_one_node_with_both_parents():
 def test_deep_chain_and_wide_fan_out():
     chain = {f"n{i}": [f"n{i + 1}"] for i in range(20)}
     fan = {"root": [f"leaf{i}" for i in range(50)]}
-    for edges, start in ((chain, ["n0"]), (fan, ["root"])):
-        order = run_order(build(edges, start))
+    diamond = {"top": ["left", "right"], "left": ["bottom"], "right": ["bottom"]}
+    for edges, start in ((chain, ["n0"]), (fan, ["root"]), (diamond, ["top"])):
+        order = run_order(build(edges, start), delay=0.001)
         assert_guide_order(order, edges)
 
 
@@ -79,3 +95,37 @@ def test_serialization_matches_original_format_and_round_trips():
     assert sorted(r.value.id for r in again) == ["server", "volB"]
     server = next(r for r in again if r.value.id == "server")
     assert [c.value.id for c in server.child_nodes] == ["volA", "image"]
+
+
+def test_main_hooks_of_independent_resources_overlap():
+    edges = {"root": ["a", "b", "c", "d"]}
+    spans: dict[str, tuple[float, float]] = {}
+
+    def run(t):
+        if t.hook == "on_main":
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans[t.resource.id] = (start, time.monotonic())
+
+    hooks.run_parallel(hooks.build_tasks(build(edges, ["root"])), run, max_workers=4)
+    leaves = [spans[x] for x in "abcd"]
+    # All four leaves' main hooks were running at one common instant.
+    assert max(s for s, _ in leaves) < min(e for _, e in leaves)
+
+
+def test_failure_stops_new_work_and_reverts_what_ran():
+    edges = {"server": ["vol1", "vol2"]}
+    ran, reverted = [], []
+
+    def run(t):
+        ran.append((t.resource.id, t.hook))
+        if (t.resource.id, t.hook) == ("vol1", "on_main"):
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        hooks.run_parallel(hooks.build_tasks(build(edges, ["server"])), run,
+                           lambda t: reverted.append((t.resource.id, t.hook)), max_workers=1)
+    assert ("vol1", "on_complete") not in ran
+    assert ("server", "on_complete") not in ran
+    assert ("server", "on_prepare_begin") in reverted
+    assert ("vol1", "on_prepare_begin") in reverted

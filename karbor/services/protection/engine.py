@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from karbor.common import constants, exception
+from karbor.common.config import CONF
 from karbor.common.context import RequestContext
 from karbor.db import models
 from karbor.db.models import utcnow
@@ -90,7 +91,20 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
             raise OperationFailed(f"{task.resource.type} {task.resource.id}: "
                                   f"{type(exc).__name__}: {exc}") from exc
 
-    hooks.run_sequential(tasks, run)
+    def revert(task: hooks.HookTask) -> None:
+        # Optional cleanup: an Operation may define revert(..., hook=<name>) to undo
+        # what that hook created when the operation as a whole fails.
+        cleanup = getattr(operations[task.resource], "revert", None)
+        if not callable(cleanup):
+            return
+        try:
+            cleanup(checkpoint, task.resource, context,
+                    _parameters_for(parameters, task.resource), hook=task.hook, **extra)
+        except Exception:
+            LOG.exception("cleanup of %s for %s %s failed", task.hook, task.resource.type,
+                          task.resource.id)
+
+    hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks)
 
 
 def _set_log(session, log_id: str | None, status: str, error: str | None = None,

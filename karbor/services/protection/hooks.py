@@ -9,7 +9,13 @@ no edges across resources.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass, field
+
+import taskflow.engines
+from taskflow import exceptions as tf_exceptions
+from taskflow import task as tf_task
+from taskflow.patterns import graph_flow
 
 from karbor.resource import Resource
 from karbor.services.protection.graph import GraphNode, walk
@@ -50,16 +56,45 @@ def build_tasks(roots: list[GraphNode]) -> dict[str, HookTask]:
     return tasks
 
 
-def run_sequential(tasks: dict[str, HookTask], run: Callable[[HookTask], None]) -> None:
-    """Run every task after all it requires (Kahn's order), stopping at the first failure."""
-    done: set[str] = set()
-    pending = dict(tasks)
-    while pending:
-        ready = sorted((t for t in pending.values() if t.requires <= done),
-                       key=lambda t: (HOOKS.index(t.hook), t.name))
-        if not ready:
-            raise RuntimeError("hook graph has a cycle")
-        for task in ready:
-            run(task)
-            done.add(task.name)
-            del pending[task.name]
+class _HookFlowTask(tf_task.Task):
+    """One hook of one resource as a TaskFlow task; revert gives the plugin its cleanup."""
+
+    def __init__(self, hook_task: HookTask, run: Callable[[HookTask], None],
+                 revert: Callable[[HookTask], None] | None):
+        super().__init__(name=hook_task.name)
+        self._hook_task = hook_task
+        self._run = run
+        self._revert = revert
+
+    def execute(self):
+        self._run(self._hook_task)
+
+    def revert(self, *args, **kwargs):
+        if self._revert is not None:
+            self._revert(self._hook_task)
+
+
+def run_parallel(tasks: dict[str, HookTask], run: Callable[[HookTask], None],
+                 revert: Callable[[HookTask], None] | None = None,
+                 max_workers: int = 4) -> None:
+    """Run the DAG with TaskFlow's parallel engine: independent hooks run concurrently.
+
+    On a failure no new task starts, running ones finish, and completed tasks are
+    reverted in reverse order; the first failure is re-raised.
+    """
+    flow = graph_flow.Flow("hooks")
+    nodes = {name: _HookFlowTask(t, run, revert) for name, t in tasks.items()}
+    flow.add(*nodes.values())
+    for name, t in tasks.items():
+        for required in t.requires:
+            flow.link(nodes[required], nodes[name])
+    executor = futures.ThreadPoolExecutor(max_workers=max_workers)
+    try:
+        engine = taskflow.engines.load(flow, engine="parallel", executor=executor)
+        try:
+            engine.run()
+        except tf_exceptions.WrappedFailure as wrapped:
+            first = next(iter(wrapped))
+            first.reraise()
+    finally:
+        executor.shutdown(wait=True)
