@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     db_sub.add_parser("version", help="print the schema revision")
     purge = db_sub.add_parser("purge", help="hard-delete rows soft-deleted more than N days ago")
     purge.add_argument("age_in_days", type=int)
+    bank = sub.add_parser("bank", help="banks")
+    bank_sub = bank.add_subparsers(dest="action", required=True)
+    imp = bank_sub.add_parser("import", help="rebuild checkpoint records from a provider's bank")
+    imp.add_argument("provider_id")
+    imp.add_argument("--copy-bank", action="store_true",
+                     help="read the provider's copy bank instead of its primary bank")
     svc = sub.add_parser("service", help="Karbor services")
     svc_sub = svc.add_subparsers(dest="action", required=True)
     svc_sub.add_parser("list", help="list registered services")
@@ -30,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         oslo_args += ["--config-file", f]
     for d in args.config_dir:
         oslo_args += ["--config-dir", d]
-    common.setup(oslo_args, "karbor-manage", migrate=False)
+    common.setup(oslo_args, "karbor-manage", migrate=args.category == "bank")
     from karbor.db import migration
 
     if args.category == "db" and args.action == "sync":
@@ -43,6 +49,22 @@ def main(argv: list[str] | None = None) -> int:
             print("age_in_days must be >= 0", file=sys.stderr)
             return 2
         print(f"purged {purge_deleted(args.age_in_days)} row(s)")
+    elif args.category == "bank" and args.action == "import":
+        from karbor.common import exception
+        from karbor.services.protection import bank_import
+        from karbor.services.protection import provider as provider_mod
+
+        try:
+            provider = provider_mod.registry().show(args.provider_id)
+        except exception.ProviderNotFound as exc:
+            print(exc.msg, file=sys.stderr)
+            return 1
+        report = bank_import.import_bank(provider, "copy" if args.copy_bank else "primary")
+        print(f"imported {len(report.imported)} checkpoint(s), "
+              f"{len(report.orphaned)} unfinished one(s) as error, "
+              f"skipped {len(report.skipped)}")
+        for cid in report.orphaned:
+            print(f"  unfinished: {cid}")
     elif args.category == "service" and args.action == "list":
         from karbor.api.v1.services import is_up
         from karbor.db import models

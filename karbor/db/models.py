@@ -72,6 +72,9 @@ class Checkpoint(Base, SoftDeleteMixin):
     resource_graph: Mapped[str | None] = mapped_column(Text)
     extra_info: Mapped[str | None] = mapped_column(Text)
     copy_of: Mapped[str | None] = mapped_column(String(36))
+    # Which of the provider's banks holds the data: "primary" or "copy".
+    bank: Mapped[str] = mapped_column(String(16), nullable=False, default="primary",
+                                      server_default="primary")
     __table_args__ = (
         Index("ix_checkpoints_provider_project", "provider_id", "project_id", "created_at"),
         Index("ix_checkpoints_plan", "plan_id", "created_at"),

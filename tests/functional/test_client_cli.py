@@ -706,8 +706,8 @@ def _copy_and_wait(server: KarborServer, project: str, body: dict, source: str,
         return resp.json()["checkpoint"]["status"]
 
     for cid in copy_ids:
-        assert wait_for(lambda cid=cid: copy_status(cid), {"available", "error"},
-                        what=f"copy {cid}") == "available"
+        assert wait_for(lambda cid=cid: copy_status(cid), {"finished", "error"},
+                        what=f"copy {cid}") == "finished"
     return copy_ids
 
 
@@ -728,7 +728,8 @@ def test_copy_action(server: KarborServer):
     assert sorted(listed) == sorted([source_a, source_b, *copies_a, *copies_b])
     for copy_id, plan_id in ((copies_a[0], plan_a), (copies_b[0], plan_b)):
         shown = props(ok(server, "checkpoint-show", NOOP, copy_id, project=project))
-        assert shown["status"] == "available"
+        assert shown["status"] == "finished"
+        assert as_json(shown["extra_info"])["copy_status"] == "finished"
         assert as_json(shown["protection_plan"])["id"] == plan_id
     assert sorted(listed_checkpoints(server, "--plan_id", plan_a, project=project)) == sorted(
         [source_a, *copies_a])

@@ -163,7 +163,8 @@ def copy_action(project_id, provider_id):
                     reason="The provider id is not the same as the value in the plan.")
             parameters = item.get("parameters") or {}
             plans_api.validate_parameters(provider, parameters, "plan")
-            pairs = protection_api.copy(session, ctx, plan, parameters)
+            pairs = protection_api.copy(session, ctx, plan, parameters,
+                                        "copy" if provider.has_copy_bank else "primary")
             results.append({"project_id": plan.project_id, "provider_id": provider_id,
                             "plan_id": plan.id, "checkpoint_id": pairs,
                             "parameters": parameters})

@@ -119,7 +119,7 @@ def reset_state(session: Session, checkpoint: models.Checkpoint, state: str) -> 
 
 
 def _require_available(checkpoint: models.Checkpoint, action: str) -> None:
-    if checkpoint.status != constants.CHECKPOINT_STATUS_AVAILABLE:
+    if checkpoint.status not in constants.CHECKPOINT_USABLE:
         raise exception.CheckpointNotAvailable(checkpoint_id=checkpoint.id,
                                                status=checkpoint.status, action=action)
 
@@ -161,8 +161,12 @@ def verify(session: Session, context: RequestContext, checkpoint: models.Checkpo
 
 
 def copy(session: Session, context: RequestContext, plan: models.Plan,
-         parameters: dict) -> list[dict]:
-    """Queue a copy of every available checkpoint of the plan not copied yet."""
+         parameters: dict, target_bank: str = "primary") -> list[dict]:
+    """Queue a copy of every available checkpoint of the plan not copied yet.
+
+    ``target_bank`` is where the copies go: the provider's copy bank when it has
+    one, so that the copies survive the loss of the primary bank.
+    """
     sources = session.scalars(
         select(models.Checkpoint).where(
             models.Checkpoint.plan_id == plan.id,
@@ -184,7 +188,7 @@ def copy(session: Session, context: RequestContext, plan: models.Plan,
             provider_id=source.provider_id, plan_id=plan.id,
             status=constants.CHECKPOINT_STATUS_WAIT_COPYING,
             protection_plan=source.protection_plan, resource_graph=source.resource_graph,
-            extra_info=json.dumps({"copy_from": source.id}), copy_of=source.id,
+            extra_info=json.dumps({}), copy_of=source.id, bank=target_bank,
             created_at=now + dt.timedelta(microseconds=index))
         session.add(copy_record)
         queue.submit(session, context, constants.OPERATION_COPY, source.provider_id,

@@ -191,7 +191,7 @@ class Engine:
             with session_scope(write=True) as session:
                 _set_checkpoint(session, record.id, record.status,
                                 resource_graph=record.resource_graph)
-            bank = provider.bank
+            bank = provider.bank_for(record.bank)
             checkpoint = BankCheckpoint.create(bank, record, bank.get_owner_id())
             run_hooks(provider, roots, "protect", checkpoint, context,
                       plan.get("parameters") or {}, {})
@@ -203,7 +203,8 @@ class Engine:
             with session_scope(write=True) as session:
                 _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason)
                 _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_ERROR, reason)
-            _try_bank_status(provider, record.id, constants.CHECKPOINT_STATUS_ERROR)
+            _try_bank_status(provider.bank_for(record.bank), record.id,
+                             constants.CHECKPOINT_STATUS_ERROR)
             raise OperationFailed(reason) from exc
         with session_scope(write=True) as session:
             _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_AVAILABLE)
@@ -216,7 +217,7 @@ class Engine:
         if record is None or record.status != constants.CHECKPOINT_STATUS_DELETING:
             return
         try:
-            bank = provider.bank
+            bank = provider.bank_for(record.bank)
             try:
                 checkpoint = BankCheckpoint.load(bank, record.id)
             except exception.BankObjectNotFound:
@@ -255,9 +256,9 @@ class Engine:
             return
         recorder = _ResultRecorder(model, record_id)
         try:
-            if cp_record is None or cp_record.status != constants.CHECKPOINT_STATUS_AVAILABLE:
+            if cp_record is None or cp_record.status not in constants.CHECKPOINT_USABLE:
                 raise OperationFailed(f"checkpoint {op.checkpoint_id} is not available")
-            checkpoint = BankCheckpoint.load(provider.bank, cp_record.id)
+            checkpoint = BankCheckpoint.load(provider.bank_for(cp_record.bank), cp_record.id)
             roots = graph_mod.deserialize(cp_record.resource_graph or "[{}, []]")
             extra: dict[str, Any] = {"new_resources": {}}
             extra[name] = recorder
@@ -293,24 +294,26 @@ class Engine:
             _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_COPYING,
                      end=False)
         try:
-            if source is None or source.status != constants.CHECKPOINT_STATUS_AVAILABLE:
+            if source is None or source.status not in constants.CHECKPOINT_USABLE:
                 raise OperationFailed(f"source checkpoint {op.source_checkpoint_id} is not "
                                       "available")
-            bank = provider.bank
-            src = BankCheckpoint.load(bank, source.id)
+            source_bank = provider.bank_for(source.bank)
+            target_bank = provider.bank_for(record.bank)
+            src = BankCheckpoint.load(source_bank, source.id)
             prefix = f"/checkpoints/{source.id}/resource-data/"
-            for key in bank.list_objects(prefix):
+            for key in source_bank.list_objects(prefix):
                 rest = key[len(prefix):]
-                bank.update_object(f"/checkpoints/{record.id}/resource-data/{rest}",
-                                   bank.get_object(key))
+                target_bank.update_object(f"/checkpoints/{record.id}/resource-data/{rest}",
+                                          source_bank.get_object(key))
             record.status = constants.CHECKPOINT_STATUS_COPYING
-            copy_cp = BankCheckpoint.create(bank, record, bank.get_owner_id())
+            copy_cp = BankCheckpoint.create(target_bank, record, target_bank.get_owner_id())
             roots = graph_mod.deserialize(source.resource_graph or "[{}, []]")
             run_hooks(provider, roots, "copy", src, context, parameters,
                       {"checkpoint_copy": copy_cp})
             extra_info = {"copy_status": constants.CHECKPOINT_STATUS_COPY_FINISHED,
                           "copy_from": source.id}
-            copy_cp.status = constants.CHECKPOINT_STATUS_AVAILABLE
+            # Every object is written before the status says so.
+            copy_cp.status = constants.CHECKPOINT_STATUS_COPY_FINISHED
             copy_cp.metadata["extra_info"] = json.dumps(extra_info)
             copy_cp.commit()
             copy_cp.write_indices()
@@ -321,7 +324,7 @@ class Engine:
                 _set_log(session, op.operation_log_id, "error", reason)
             raise OperationFailed(reason) from exc
         with session_scope(write=True) as session:
-            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_AVAILABLE,
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_COPY_FINISHED,
                             extra_info=json.dumps(extra_info))
             _set_log(session, op.operation_log_id, "success")
 
@@ -345,9 +348,9 @@ def _verify_bank_data(checkpoint: BankCheckpoint, roots, recorder: _ResultRecord
         raise OperationFailed(f"bank data of {len(failures)} resource(s) is missing")
 
 
-def _try_bank_status(provider, checkpoint_id: str, status: str) -> None:
+def _try_bank_status(bank, checkpoint_id: str, status: str) -> None:
     try:
-        cp = BankCheckpoint.load(provider.bank, checkpoint_id)
+        cp = BankCheckpoint.load(bank, checkpoint_id)
         cp.status = status
         cp.commit()
     except Exception:

@@ -25,6 +25,9 @@ provider_opts = [
     cfg.StrOpt("description", default="", help="What the provider does."),
     cfg.MultiStrOpt("plugin", default=[], help="Protection plugins (entry point or class path)."),
     cfg.StrOpt("bank", help="Bank plugin (entry point or class path)."),
+    cfg.StrOpt("copy_bank",
+               help="A second bank (entry point or class path) that checkpoint copies go "
+                    "to; its options are read from the [copy_bank] section."),
     cfg.BoolOpt("enabled", default=False, help="Whether the provider is offered."),
 ]
 
@@ -58,20 +61,30 @@ class Provider:
             cls = load_class(plugin_name)
             for resource_type in cls.get_supported_resources_types():
                 self.plugin_classes[resource_type] = cls
-        self.bank_name: str | None = section.bank
-        self._bank: Bank | None = None
+        self.bank_names = {"primary": section.bank, "copy": section.copy_bank}
+        self._banks: dict[str, Bank] = {}
         self._lock = threading.Lock()
 
     @property
-    def bank(self) -> Bank:
+    def has_copy_bank(self) -> bool:
+        return bool(self.bank_names["copy"])
+
+    def bank_for(self, which: str = "primary") -> Bank:
+        """The primary bank, or the copy bank (configured in its own ``[copy_bank]`` section)."""
         with self._lock:
-            if self._bank is None:
-                if not self.bank_name:
-                    raise exception.BankError(reason=f"provider {self.id} has no bank")
-                cls = load_class(self.bank_name)
-                plugin: BankPlugin = cls(self.config)
-                self._bank = Bank(plugin)
-        return self._bank
+            if which not in self._banks:
+                name = self.bank_names.get(which)
+                if not name:
+                    raise exception.BankError(reason=f"provider {self.id} has no {which} bank")
+                cls = load_class(name)
+                plugin: BankPlugin = (cls(self.config) if which == "primary"
+                                      else cls(self.config, group="copy_bank"))
+                self._banks[which] = Bank(plugin)
+            return self._banks[which]
+
+    @property
+    def bank(self) -> Bank:
+        return self.bank_for("primary")
 
     def plugin_for(self, resource_type: str) -> ProtectionPlugin:
         cls = self.plugin_classes.get(resource_type)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:36:36.703174
+Create Date: 2026-11-22 03:53:19.540822
 """
 import sqlalchemy as sa
 from alembic import op
@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('resource_graph', sa.Text(), nullable=True),
     sa.Column('extra_info', sa.Text(), nullable=True),
     sa.Column('copy_of', sa.String(length=36), nullable=True),
+    sa.Column('bank', sa.String(length=16), server_default='primary', nullable=False),
     sa.Column('deleted_at', sa.DateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=True),

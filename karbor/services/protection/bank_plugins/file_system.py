@@ -43,20 +43,24 @@ def decode(data: bytes) -> Any:
 
 
 class FileSystemBankPlugin(BankPlugin, LeasePlugin):
-    def __init__(self, config=None, root: str | None = None):
+    def __init__(self, config=None, root: str | None = None,
+                 group: str = "file_system_bank_plugin"):
         super().__init__(config)
         container = "karbor"
         expire = 600
         if root is None and config is not None:
-            config.register_opts(fs_bank_opts, group="file_system_bank_plugin")
-            section = config.file_system_bank_plugin
+            config.register_opts(fs_bank_opts, group=group)
+            section = config[group]
             root = section.file_system_bank_path
             container = section.bank_object_container
             expire = section.lease_expire_window
         if root is None:
             from karbor.common.config import CONF
 
-            root = os.path.join(CONF.state_path, "bank")
+            # A copy bank must not share the primary bank's directory by default.
+            default_dir = "bank" if group == "file_system_bank_plugin" \
+                else group.replace("_", "-")
+            root = os.path.join(CONF.state_path, default_dir)
         self._root = os.path.realpath(os.path.join(root, container))
         self._lease_expire = expire
         os.makedirs(self._root, exist_ok=True)
