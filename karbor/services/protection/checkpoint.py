@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from karbor.common import exception
-from karbor.services.protection.bank_plugin import Bank, BankSection
+from karbor.services.protection.bank_plugin import Bank, BankSection, LeasePlugin
 
 VERSION = "0.9"
 
@@ -68,6 +68,9 @@ class BankCheckpoint:
             "timestamp": int(created.replace(tzinfo=dt.UTC).timestamp()),
             "resource_graph": record.resource_graph,
         }
+        plugin = bank.plugin
+        if isinstance(plugin, LeasePlugin) and not plugin.check_lease_validity():
+            plugin.acquire_lease()  # mark this writer alive before its first object
         cp = cls(bank, record.id, md)
         cp.commit()
         return cp

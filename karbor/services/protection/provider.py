@@ -12,7 +12,7 @@ from oslo_config import cfg
 from stevedore import driver
 
 from karbor.common import config, exception
-from karbor.services.protection.bank_plugin import Bank, BankPlugin
+from karbor.services.protection.bank_plugin import Bank, BankPlugin, LeasePlugin
 from karbor.services.protection.protection_plugin import ProtectionPlugin
 
 LOG = logging.getLogger(__name__)
@@ -85,6 +85,14 @@ class Provider:
     @property
     def bank(self) -> Bank:
         return self.bank_for("primary")
+
+    def renew_leases(self) -> None:
+        """Keep this process's writer leases alive in every bank it has opened."""
+        with self._lock:
+            banks = list(self._banks.values())
+        for bank in banks:
+            if isinstance(bank.plugin, LeasePlugin):
+                bank.plugin.renew_lease()
 
     def plugin_for(self, resource_type: str) -> ProtectionPlugin:
         cls = self.plugin_classes.get(resource_type)
@@ -159,6 +167,13 @@ class ProviderRegistry:
             raise exception.InvalidInput(
                 reason=f"provider_id: the provider {provider_id} could not be found.")
         return provider
+
+    def renew_leases(self) -> None:
+        for provider in self.providers.values():
+            try:
+                provider.renew_leases()
+            except Exception:
+                LOG.exception("could not renew the bank leases of provider %s", provider.id)
 
     def list(self) -> list[Provider]:
         return sorted(self.providers.values(), key=lambda p: p.id)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from karbor.common.config import CONF
 from karbor.db.session import session_scope
+from karbor.services.protection import provider as provider_mod
 from karbor.services.protection import queue
 from karbor.services.protection.engine import Engine, OperationFailed
 
@@ -90,6 +91,8 @@ class ProtectionWorker:
         while not self._stop.wait(interval):
             with self._lock:
                 running = list(self._running)
+            if running:
+                provider_mod.registry().renew_leases()
             for op_id in running:
                 try:
                     with session_scope(write=True) as session:
