@@ -129,3 +129,34 @@ def test_failure_stops_new_work_and_reverts_what_ran():
     assert ("server", "on_complete") not in ran
     assert ("server", "on_prepare_begin") in reverted
     assert ("vol1", "on_prepare_begin") in reverted
+
+
+def test_dropping_noop_hooks_keeps_every_implied_ordering():
+    edges = {"server": ["vol1", "vol2"], "vol1": ["snap"]}
+    roots = build(edges, ["server"])
+    full = hooks.build_tasks(roots)
+    real = {("server", "on_prepare_begin"), ("snap", "on_prepare_finish"), ("vol2", "on_main"),
+            ("server", "on_complete"), ("snap", "on_complete")}
+    kept = hooks.without_noops(full, lambda t: (t.resource.id, t.hook) in real)
+    assert {(t.resource.id, t.hook) for t in kept.values()} == real
+
+    def reachable(tasks, start):
+        seen, stack = set(), [start]
+        while stack:
+            for r in tasks[stack.pop()].requires:
+                if r not in seen:
+                    seen.add(r)
+                    stack.append(r)
+        return seen
+
+    for name in kept:
+        # Same ancestry among the kept tasks as in the full graph.
+        assert reachable(kept, name) == reachable(full, name) & set(kept)
+
+
+def test_ten_thousand_resources_each_run_exactly_once():
+    roots = build({"root": [f"leaf{i}" for i in range(10_000)]}, ["root"])
+    tasks = hooks.without_noops(hooks.build_tasks(roots), lambda t: t.hook == "on_main")
+    count = []
+    hooks.run_parallel(tasks, lambda t: count.append(1), max_workers=4)
+    assert len(count) == 10_001

@@ -19,10 +19,11 @@ from sqlalchemy import select
 from karbor.api import common, validation
 from karbor.api.app import json_response
 from karbor.api.schemas import scheduled_operations as schemas
-from karbor.common import constants, exception
+from karbor.common import constants, exception, keystone
 from karbor.db import models, query
 from karbor.db.models import utcnow
 from karbor.db.session import session_scope
+from karbor.services.operationengine import trusts
 from karbor.services.protection import provider as provider_mod
 
 STATE_REGISTERED = "registered"
@@ -129,28 +130,71 @@ def list_operations(project_id):
                           **common.links("operations", items, params, "scheduled_operations")})
 
 
-def create_operation(project_id):
-    ctx = common.context()
-    data = common.body(schemas.create)["scheduled_operation"]
-    ctx.can("scheduled_operation:create")
+class _TrustGone(Exception):
+    """The trust chosen for reuse lost its last operation meanwhile."""
+
+
+def _check_request(session, ctx, data) -> tuple[models.Trigger, dict[str, str]]:
+    trigger = _trigger_for(session, ctx, data["trigger_id"])
     operation_type = data["operation_type"]
+    if operation_type not in constants.OPERATION_TYPES:
+        raise exception.InvalidInput(reason=f"Invalid operation type: {operation_type}")
+    definition = _definition(operation_type, data["operation_definition"])
+    _check_plan(session, ctx, definition)
+    return trigger, definition
+
+
+def _store(ctx, data, trust_id: str | None, reused: bool) -> dict:
     with session_scope(write=True) as session:
-        trigger = _trigger_for(session, ctx, data["trigger_id"])
-        if operation_type not in constants.OPERATION_TYPES:
-            raise exception.InvalidInput(reason=f"Invalid operation type: {operation_type}")
-        definition = _definition(operation_type, data["operation_definition"])
-        _check_plan(session, ctx, definition)
+        trigger, definition = _check_request(session, ctx, data)
+        if reused and not trusts.holds_trust(session, trust_id, lock=True):
+            raise _TrustGone()
         op = models.ScheduledOperation(
             id=str(uuid.uuid4()), name=data["name"], description=data.get("description"),
-            operation_type=operation_type, user_id=ctx.user_id or "",
+            operation_type=data["operation_type"], user_id=ctx.user_id or "",
             project_id=ctx.project_id, trigger_id=trigger.id,
             operation_definition=common.dumps(definition), enabled=True)
         session.add(op)
         session.flush()
-        session.add(models.ScheduledOperationState(operation_id=op.id,
+        session.add(models.ScheduledOperationState(operation_id=op.id, trust_id=trust_id,
                                                    state=STATE_REGISTERED))
         session.flush()
-        result = view(op)
+        return view(op)
+
+
+def _store_with_trust(ctx, data) -> dict:
+    """Keystone mode: reuse the caller's trust in this project, or create one.
+
+    The trust is created before the write transaction (no Keystone call holds the
+    database) and deleted again if nothing ends up using it, so a failed request
+    leaves neither rows nor trusts behind.
+    """
+    with session_scope() as session:
+        _check_request(session, ctx, data)  # a bad request never reaches Keystone
+        trust_id = trusts.reusable_trust(session, ctx.user_id, ctx.project_id)
+    for _ in range(2):
+        reused = trust_id is not None
+        if not reused:
+            trust_id = keystone.create_trust(ctx)
+        try:
+            return _store(ctx, data, trust_id, reused)
+        except _TrustGone:
+            trust_id = None
+        except BaseException:
+            if not reused:
+                keystone.delete_trust(ctx, trust_id)
+            raise
+    raise exception.Conflict("The caller's trust changed meanwhile; try again.")
+
+
+def create_operation(project_id):
+    ctx = common.context()
+    data = common.body(schemas.create)["scheduled_operation"]
+    ctx.can("scheduled_operation:create")
+    if keystone.enabled():
+        result = _store_with_trust(ctx, data)
+    else:
+        result = _store(ctx, data, None, False)
     return json_response({"scheduled_operation": result})
 
 
@@ -163,6 +207,7 @@ def show_operation(project_id, operation_id):
 
 def delete_operation(project_id, operation_id):
     ctx = common.context()
+    unused_trusts = set()
     with session_scope(write=True) as session:
         op = get_operation(session, ctx, operation_id, lock=True)
         ctx.can("scheduled_operation:delete", {"project_id": op.project_id})
@@ -171,11 +216,17 @@ def delete_operation(project_id, operation_id):
         op.deleted_at = now
         states = session.scalars(select(models.ScheduledOperationState).where(
             models.ScheduledOperationState.operation_id == op.id,
-            models.ScheduledOperationState.deleted == False))  # noqa: E712
+            models.ScheduledOperationState.deleted == False)).all()  # noqa: E712
         for state in states:
             state.state = STATE_DELETED
             state.deleted = True
             state.deleted_at = now
+        session.flush()
+        # Counted after our own rows are updated (and locked): see trusts.py.
+        unused_trusts = {s.trust_id for s in states
+                         if s.trust_id and not trusts.trust_in_use(session, s.trust_id)}
+    for trust_id in unused_trusts:
+        keystone.delete_trust(ctx, trust_id)
     return json_response(None)
 
 

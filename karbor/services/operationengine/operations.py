@@ -13,16 +13,28 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from karbor.common import constants, exception
+from karbor.common import constants, exception, keystone
 from karbor.common.context import RequestContext
 from karbor.db import models
+from karbor.db.session import session_scope
+from karbor.services.operationengine import trusts
 from karbor.services.protection import api as protection_api
 
 LOG = logging.getLogger(__name__)
 
 
-def owner_context(op: models.ScheduledOperation) -> RequestContext:
-    """The operation's owner, as whom the engine acts (noauth: the stored user and project)."""
+def owner_context(op: models.ScheduledOperation,
+                  session: Session | None = None) -> RequestContext:
+    """The operation's owner, as whom the engine acts.
+
+    noauth: the stored user and project.  Keystone: the token of the operation's trust
+    (the owner's user id, project, roles, token, token body and catalog).
+    """
+    if keystone.enabled():
+        if session is None:
+            with session_scope() as own:
+                return trusts.owner_context(own, op)
+        return trusts.owner_context(session, op)
     return RequestContext(user_id=op.user_id, user_name=op.user_id, project_id=op.project_id,
                           project_name=op.project_id, roles=["member", "reader"])
 
@@ -48,7 +60,7 @@ def protect(session: Session, op: models.ScheduledOperation, definition: dict,
     extra = {"created_by": "operation-engine", "trigger_id": op.trigger_id,
              "scheduled_operation_id": op.id,
              "occurrence": occurrence.strftime("%Y-%m-%d %H:%M:%S")}
-    checkpoint = protection_api.protect(session, owner_context(op), plan, extra,
+    checkpoint = protection_api.protect(session, owner_context(op, session), plan, extra,
                                         scheduled_operation_id=op.id)
     return {"checkpoint_id": checkpoint.id, "plan_id": plan.id}
 
@@ -78,7 +90,7 @@ def retention(session: Session, op: models.ScheduledOperation, definition: dict,
         cutoff = now - dt.timedelta(days=duration)
         doomed.extend(r for r in rows if r.created_at and r.created_at < cutoff)
     deleted = []
-    context = owner_context(op)
+    context = owner_context(op, session)
     for cp in dict.fromkeys(doomed):
         if cp.id == keep_id or cp.status != constants.CHECKPOINT_STATUS_AVAILABLE:
             continue

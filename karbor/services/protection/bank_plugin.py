@@ -50,6 +50,10 @@ class BankPlugin(abc.ABC):
     @abc.abstractmethod
     def get_owner_id(self, context=None) -> str: ...
 
+    def flush(self) -> None:
+        """Make all writes so far durable; backends whose writes already are need nothing."""
+        return None
+
 
 def normalize_prefix(prefix: str | None) -> str:
     """Like a key, but a trailing ``/`` (a directory-style prefix) is allowed."""
@@ -96,6 +100,11 @@ class Bank:
 
     def get_owner_id(self, context=None):
         return self._plugin.get_owner_id(context=context)
+
+    def flush(self) -> None:
+        flush = getattr(self._plugin, "flush", None)
+        if callable(flush):
+            flush()
 
     def get_sub_section(self, prefix: str, is_writable: bool = True) -> BankSection:
         return BankSection(self, prefix, is_writable)

@@ -99,6 +99,14 @@ class BankCheckpoint:
         for key in self._index_keys():
             self.bank.update_object(key, self.id)
 
+    def complete(self, status: str) -> None:
+        """Declare the checkpoint complete: data durable first, then index, then listings."""
+        self.bank.flush()
+        self.status = status
+        self.commit()
+        self.write_indices()
+        self.bank.flush()
+
     def get_resource_bank_section(self, resource_id: str) -> BankSection:
         return self.bank.get_sub_section(f"/checkpoints/{self.id}/resource-data/{resource_id}")
 

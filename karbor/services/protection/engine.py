@@ -25,6 +25,7 @@ from karbor.services.protection import graph as graph_mod
 from karbor.services.protection import hooks, protectable_registry
 from karbor.services.protection import provider as provider_mod
 from karbor.services.protection.checkpoint import BankCheckpoint
+from karbor.services.protection.protection_plugin import implemented_hooks
 
 LOG = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
             LOG.exception("cleanup of %s for %s %s failed", task.hook, task.resource.type,
                           task.resource.id)
 
+    implemented = {res: implemented_hooks(op) for res, op in operations.items()}
+    tasks = hooks.without_noops(tasks, lambda t: t.hook in implemented[t.resource])
     hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks)
 
 
@@ -195,9 +198,7 @@ class Engine:
             checkpoint = BankCheckpoint.create(bank, record, bank.get_owner_id())
             run_hooks(provider, roots, "protect", checkpoint, context,
                       plan.get("parameters") or {}, {})
-            checkpoint.status = constants.CHECKPOINT_STATUS_AVAILABLE
-            checkpoint.commit()
-            checkpoint.write_indices()
+            checkpoint.complete(constants.CHECKPOINT_STATUS_AVAILABLE)
         except Exception as exc:
             reason = _reason(exc)
             with session_scope(write=True) as session:
@@ -313,10 +314,8 @@ class Engine:
             extra_info = {"copy_status": constants.CHECKPOINT_STATUS_COPY_FINISHED,
                           "copy_from": source.id}
             # Every object is written before the status says so.
-            copy_cp.status = constants.CHECKPOINT_STATUS_COPY_FINISHED
             copy_cp.metadata["extra_info"] = json.dumps(extra_info)
-            copy_cp.commit()
-            copy_cp.write_indices()
+            copy_cp.complete(constants.CHECKPOINT_STATUS_COPY_FINISHED)
         except Exception as exc:
             reason = _reason(exc)
             with session_scope(write=True) as session:

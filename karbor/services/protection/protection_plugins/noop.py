@@ -22,13 +22,7 @@ class _NoopOperation(protection_plugin.Operation):
         if self._status is None:
             return
         section = checkpoint.get_resource_bank_section(resource.id)
-        if self._status == "deleted":
-            section.delete_object("metadata")
-            section.update_object("status", "deleted")
-            return
         section.update_object("status", self._status)
-        if self._status == "available":
-            section.update_object("metadata", {"type": resource.type, "name": resource.name})
 
 
 class NoopProtectionPlugin(protection_plugin.ProtectionPlugin):
