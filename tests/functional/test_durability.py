@@ -6,6 +6,7 @@ provider file by class path, whose main hook sleeps long enough to be killed.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,6 +58,7 @@ def test_checkpoint_completes_after_sigkill_and_restart(tmp_path):
         # A lease far longer than the test: only the restart's own takeover can resume.
         "operation_claim_timeout = 600\n")
     project = uuid.uuid4().hex
+    server = str(uuid.uuid4())
     headers = {"X-Auth-Token": f"demo:{project}"}
     base = f"http://127.0.0.1:{port}/v1/{project}"
 
@@ -64,17 +66,20 @@ def test_checkpoint_completes_after_sigkill_and_restart(tmp_path):
     try:
         plan = requests.post(f"{base}/plans", headers=headers, timeout=10, json={"plan": {
             "name": "slow", "provider_id": SLOW_PROVIDER,
-            "resources": [{"id": project, "type": "OS::Keystone::Project", "name": "p"}],
-            "parameters": {"OS::Keystone::Project": {"sleep": "4"}}}}).json()["plan"]
+            "resources": [{"id": project, "type": "OS::Keystone::Project", "name": "p"},
+                          {"id": server, "type": "OS::Nova::Server", "name": "s"}],
+            "parameters": {"OS::Nova::Server": {"sleep": "5"}}}}).json()["plan"]
         cp = requests.post(f"{base}/providers/{SLOW_PROVIDER}/checkpoints", headers=headers,
                            timeout=10, json={"checkpoint": {"plan_id": plan["id"]}}
                            ).json()["checkpoint"]
-        section = (tmp_path / "state" / "bank" / "karbor" / "checkpoints" / cp["id"]
-                   / "resource-data" / project / "status")
+        data = tmp_path / "state" / "bank" / "karbor" / "checkpoints" / cp["id"] / \
+            "resource-data"
         deadline = time.monotonic() + 30
-        while not section.exists() and time.monotonic() < deadline:
+        while not (data / server / "status").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert section.exists(), "the slow hook never started"
+        assert (data / server / "status").exists(), "the slow hook never started"
+        assert (data / project / "data").exists(), "the fast hook did not finish first"
+        time.sleep(1.5)  # progress is saved within a second of a hook finishing
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -91,6 +96,9 @@ def test_checkpoint_completes_after_sigkill_and_restart(tmp_path):
         protect_logs = [log for log in logs["operation_logs"]
                         if log["checkpoint_id"] == cp["id"]]
         assert [log["status"] for log in protect_logs] == ["available"]
+        # The resumed attempt skipped the hook that had finished and redid the other.
+        assert json.loads((data / project / "runs").read_text()) == 1
+        assert json.loads((data / server / "runs").read_text()) == 2
         # The data the resumed hook wrote is really in the bank: restore reads it back.
         restore = requests.post(f"{base}/restores", headers=headers, timeout=10, json={
             "restore": {"provider_id": SLOW_PROVIDER, "checkpoint_id": cp["id"],

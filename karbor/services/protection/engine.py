@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import select, update
@@ -65,8 +66,57 @@ def _parameters_for(parameters: dict, resource: Resource) -> dict:
     return merged
 
 
+class Progress:
+    """Which hooks of an operation have finished, saved so a resumed attempt skips them.
+
+    Saved at most once a second; the banks are flushed first, so a hook recorded
+    as done has its data durably in the bank.
+    """
+
+    def __init__(self, op: models.Operation | None):
+        self._op_id = op.id if op is not None else None
+        stored = json.loads(op.progress) if op is not None and op.progress else {}
+        self.done: set[str] = set(stored.get("done", []))
+        self._lock = threading.Lock()
+        self._saved_at = time.monotonic()
+        self._timer: threading.Timer | None = None
+        self.banks: list = []
+
+    def mark(self, name: str) -> None:
+        with self._lock:
+            self.done.add(name)
+            wait = 1.0 - (time.monotonic() - self._saved_at)
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._save_quietly)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self.save()
+
+    def _save_quietly(self) -> None:
+        with self._lock:
+            self._timer = None
+        try:
+            self.save()
+        except Exception:
+            LOG.exception("could not save the progress of operation %s", self._op_id)
+
+    def save(self) -> None:
+        if self._op_id is None:
+            return
+        for bank in self.banks:
+            bank.flush()
+        with self._lock:
+            snapshot = sorted(self.done)
+            self._saved_at = time.monotonic()
+        with session_scope(write=True) as session:
+            session.execute(update(models.Operation).where(models.Operation.id == self._op_id)
+                            .values(progress=json.dumps({"done": snapshot})))
+
+
 def run_hooks(provider, roots, operation_name: str, checkpoint, context, parameters: dict,
-              extra: dict[str, Any]) -> None:
+              extra: dict[str, Any], progress: Progress | None = None) -> None:
     tasks = hooks.build_tasks(roots)
     operations: dict[Resource, Any] = {}
     for node in graph_mod.walk(roots):
@@ -91,6 +141,8 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
                           task.resource.id)
             raise OperationFailed(f"{task.resource.type} {task.resource.id}: "
                                   f"{type(exc).__name__}: {exc}") from exc
+        if progress is not None:
+            progress.mark(task.name)
 
     def revert(task: hooks.HookTask) -> None:
         # Optional cleanup: an Operation may define revert(..., hook=<name>) to undo
@@ -107,7 +159,16 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
 
     implemented = {res: implemented_hooks(op) for res, op in operations.items()}
     tasks = hooks.without_noops(tasks, lambda t: t.hook in implemented[t.resource])
-    hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks)
+    done = frozenset()
+    if progress is not None:
+        progress.banks = [checkpoint.bank] + (
+            [extra["checkpoint_copy"].bank] if "checkpoint_copy" in extra else [])
+        done = frozenset(progress.done & set(tasks))
+        if done:
+            LOG.info("resuming %s: %d of %d hooks were done before", operation_name,
+                     len(done), len(tasks))
+    hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks,
+                       already_done=done)
 
 
 def _set_log(session, log_id: str | None, status: str, error: str | None = None,
@@ -197,7 +258,7 @@ class Engine:
             bank = provider.bank_for(record.bank)
             checkpoint = BankCheckpoint.create(bank, record, bank.get_owner_id())
             run_hooks(provider, roots, "protect", checkpoint, context,
-                      plan.get("parameters") or {}, {})
+                      plan.get("parameters") or {}, {}, Progress(op))
             checkpoint.complete(constants.CHECKPOINT_STATUS_AVAILABLE)
         except Exception as exc:
             reason = _reason(exc)
@@ -226,7 +287,8 @@ class Engine:
             if checkpoint is not None:
                 if record.resource_graph:
                     roots = graph_mod.deserialize(record.resource_graph)
-                    run_hooks(provider, roots, "delete", checkpoint, context, {}, {})
+                    run_hooks(provider, roots, "delete", checkpoint, context, {}, {},
+                              Progress(op))
                 checkpoint.delete()
         except Exception as exc:
             reason = _reason(exc)
@@ -268,7 +330,8 @@ class Engine:
                 extra["restore_auth"] = json.loads(record.restore_auth or "null")
             if name == "verify":
                 _verify_bank_data(checkpoint, roots, recorder)
-            run_hooks(provider, roots, name, checkpoint, context, parameters, extra)
+            run_hooks(provider, roots, name, checkpoint, context, parameters, extra,
+                      Progress(op))
         except Exception as exc:
             reason = _reason(exc)
             with session_scope(write=True) as session:
@@ -310,7 +373,7 @@ class Engine:
             copy_cp = BankCheckpoint.create(target_bank, record, target_bank.get_owner_id())
             roots = graph_mod.deserialize(source.resource_graph or "[{}, []]")
             run_hooks(provider, roots, "copy", src, context, parameters,
-                      {"checkpoint_copy": copy_cp})
+                      {"checkpoint_copy": copy_cp}, Progress(op))
             extra_info = {"copy_status": constants.CHECKPOINT_STATUS_COPY_FINISHED,
                           "copy_from": source.id}
             # Every object is written before the status says so.

@@ -9,12 +9,17 @@ import time
 
 from karbor.services.protection import protection_plugin
 
-TYPES = ["OS::Keystone::Project"]
+TYPES = ["OS::Keystone::Project", "OS::Nova::Server"]
 
 
 class _SlowProtect(protection_plugin.Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         section = checkpoint.get_resource_bank_section(resource.id)
+        try:
+            runs = section.get_object("runs")
+        except Exception:
+            runs = 0
+        section.update_object("runs", runs + 1)
         section.update_object("status", "protecting")
         time.sleep(float(parameters.get("sleep", 0)))
         section.update_object("data", b"\x00\xffslow-plugin-data")
