@@ -29,6 +29,12 @@ class _SlowProtect(protection_plugin.Operation):
 class _Restore(protection_plugin.Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         section = checkpoint.get_resource_bank_section(resource.id)
+        try:
+            runs = section.get_object("restore_runs")
+        except Exception:
+            runs = 0
+        section.update_object("restore_runs", runs + 1)
+        time.sleep(float(parameters.get("sleep", 0)))
         data = section.get_object("data")
         if data != b"\x00\xffslow-plugin-data":
             raise ValueError("bank data differs from what was protected")
@@ -63,4 +69,5 @@ class SlowProtectionPlugin(protection_plugin.ProtectionPlugin):
 
     @classmethod
     def get_restore_schema(cls, resource_type):
-        return {"type": "object", "properties": {}}
+        return {"type": "object",
+                "properties": {"sleep": {"type": "string", "title": "Seconds to sleep"}}}
