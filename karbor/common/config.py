@@ -114,7 +114,10 @@ CONF.register_opts(database_opts, group="database")
 
 def list_opts():
     """Options for oslo-config-generator."""
-    return [("DEFAULT", cli_opts + core_opts), ("database", database_opts)]
+    from karbor.common import keystone  # imports this module: only here, not at the top
+
+    return [("DEFAULT", cli_opts + core_opts), ("database", database_opts),
+            *keystone.list_opts()]
 
 
 def database_url() -> str:

@@ -156,7 +156,10 @@ def trustee_user_id() -> str:
         try:
             user_id = auth.get_user_id(service_session())
         except ks_exc.ClientException as exc:
-            raise identity_error(exc, "authenticate the Karbor service user") from exc
+            # The caller is not at fault: whatever Keystone said, Karbor is misconfigured
+            # or Keystone is unwell.
+            reason = identity_error(exc, "authenticate the Karbor service user").msg
+            raise exception.ServiceUnavailable(reason=reason) from exc
         if not user_id:
             raise exception.ServiceUnavailable(
                 reason="Karbor cannot find its service user's id in Keystone")

@@ -96,7 +96,8 @@ def assert_fault(resp: requests.Response, status: int | tuple[int, ...],
 
 # Columns background threads move on their own (heartbeats, the scheduler's bookkeeping).
 VOLATILE = {"services": {"updated_at", "report_count"},
-            "scheduled_operation_states": {"updated_at", "service_id", "end_time_for_run"}}
+            "scheduled_operation_states": {"updated_at", "service_id", "end_time_for_run",
+                                           "next_run_at", "last_occurrence"}}
 
 
 def _table_rows(con: sqlite3.Connection, table: str) -> list[str]:

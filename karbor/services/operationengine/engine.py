@@ -147,6 +147,17 @@ class OperationEngine:
         """Claim one occurrence and act on it; False when another engine already had it."""
         try:
             with session_scope(write=True) as session:
+                # The unique key only guards occurrences whose log still exists: another
+                # engine may have handled this one and already pruned its log (past
+                # retained_operation_log_number) while our view of the operation was
+                # stale.  Its recorded progress tells; the share lock keeps that progress,
+                # and hence the pruning that follows it, from moving until we commit.
+                done = session.scalar(
+                    select(models.ScheduledOperationState.last_occurrence)
+                    .where(models.ScheduledOperationState.operation_id == op.id)
+                    .with_for_update(read=True))
+                if done is not None and occurrence <= done:
+                    return False
                 log = models.ScheduledOperationLog(
                     operation_id=op.id, expect_start_time=occurrence, triggered_time=now,
                     actual_start_time=now if run else None,

@@ -42,8 +42,7 @@ Operation = models.ScheduledOperation
 # --------------------------------------------------------------------------- bookkeeping
 
 
-def reusable_trust(session: Session, user_id: str, project_id: str, *,
-                   lock: bool = False) -> str | None:
+def reusable_trust(session: Session, user_id: str, project_id: str) -> str | None:
     """The trust a live operation of this user in this project already holds, if any."""
     stmt = (select(State.trust_id)
             .join(Operation, Operation.id == State.operation_id)
@@ -52,8 +51,6 @@ def reusable_trust(session: Session, user_id: str, project_id: str, *,
                    State.deleted == False,  # noqa: E712
                    State.trust_id.is_not(None))
             .order_by(State.id).limit(1))
-    if lock:
-        stmt = stmt.with_for_update(of=State)
     return session.scalar(stmt)
 
 

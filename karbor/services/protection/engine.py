@@ -94,6 +94,13 @@ class Progress:
                 return
         self.save()
 
+    def close(self) -> None:
+        """The operation is over: no late save may follow."""
+        with self._lock:
+            timer, self._timer, self._op_id = self._timer, None, None
+        if timer is not None:
+            timer.cancel()
+
     def _save_quietly(self) -> None:
         with self._lock:
             self._timer = None
@@ -105,13 +112,14 @@ class Progress:
     def save(self) -> None:
         if self._op_id is None:
             return
+        op_id = self._op_id
         for bank in self.banks:
             bank.flush()
         with self._lock:
             snapshot = sorted(self.done)
             self._saved_at = time.monotonic()
         with session_scope(write=True) as session:
-            session.execute(update(models.Operation).where(models.Operation.id == self._op_id)
+            session.execute(update(models.Operation).where(models.Operation.id == op_id)
                             .values(progress=json.dumps({"done": snapshot})))
 
 
@@ -167,8 +175,12 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
         if done:
             LOG.info("resuming %s: %d of %d hooks were done before", operation_name,
                      len(done), len(tasks))
-    hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks,
-                       already_done=done)
+    try:
+        hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks,
+                           already_done=done)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _set_log(session, log_id: str | None, status: str, error: str | None = None,

@@ -40,7 +40,10 @@ def list_opts():
 def encode(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return BINARY_MAGIC + bytes(value)
-    return json.dumps(value).encode()
+    try:
+        return json.dumps(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise exception.BankError(reason=f"value is neither bytes nor JSON: {exc}") from None
 
 
 def decode(data: bytes) -> Any:
@@ -90,12 +93,22 @@ class FileSystemBankPlugin(BankPlugin, LeasePlugin):
         anything complete; a crash before that loses only work not yet promised.
         """
         path = self._path(key)
+        data = encode(value)
         directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            if os.path.isdir(path):
+                raise IsADirectoryError(path)
+        except OSError as exc:
+            # A key that is also a "directory" of other keys (or the reverse) cannot
+            # exist side by side on a file system.
+            raise exception.BankError(
+                reason=f"cannot store {key}: {type(exc).__name__}: {exc.strerror or exc}"
+            ) from None
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(encode(value))
+                f.write(data)
             os.replace(tmp, path)
         except BaseException:
             try:

@@ -16,8 +16,8 @@ A copy bank (``group="copy_bank"``) reads all of these from its ``[copy_bank]`` 
 Object names are the bank keys themselves (leading ``/``), like the original's.  Listings
 are paged with ``marker``/``limit``; ``desc`` uses Swift's ``reverse=on`` listing, so
 newest-first pages cost what ascending ones do.  Leases are objects named by owner id in
-the ``leases`` container with ``X-Delete-After`` (Swift removes a lapsed lease itself) and
-the expiry time in their body.
+the ``leases`` container with ``X-Delete-At`` (Swift removes a lapsed lease itself) and
+the exact expiry time in their metadata.
 
 swiftclient's ``Connection`` is not thread-safe: each thread gets its own, sharing the
 auth token.
@@ -26,6 +26,7 @@ auth token.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Iterator
 
@@ -255,7 +256,8 @@ class SwiftBankPlugin(base.ObjectStoreBankPlugin):
         try:
             self._call("put_object", self.lease_container, owner_id, body,
                        content_type=base.JSON_TYPE,
-                       headers={"X-Delete-After": str(self.lease_expire_window),
+                       # X-Delete-After would round the expiry down to a whole second
+                       headers={"X-Delete-At": str(math.ceil(expires)),
                                 "X-Object-Meta-Serialized": "True",
                                 "X-Object-Meta-Expires": repr(expires)})
         except Exception as exc:
