@@ -224,7 +224,7 @@ class KarborServer:
     def write_config(self) -> None:
         self.state_path.mkdir(parents=True, exist_ok=True)
         # providers.d next to the config file: the default, relative provider_config_dir
-        shutil.copytree(BUILTIN_PROVIDERS, self.tmpdir / "providers.d")
+        shutil.copytree(BUILTIN_PROVIDERS, self.tmpdir / "providers.d", dirs_exist_ok=True)
         self.config_file.write_text(
             "[DEFAULT]\n"
             f"state_path = {self.state_path}\n"
@@ -240,6 +240,7 @@ class KarborServer:
     def start(self) -> None:
         self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
         with open(self.log_file, "wb") as log:
             self.process = subprocess.Popen(
                 [str(SERVER_EXECUTABLE), "--config-file", str(self.config_file)],

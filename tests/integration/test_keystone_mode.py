@@ -17,29 +17,24 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-import karbor
 from tests.functional._cli import as_json, column, error, props, rows, wait_for
-from tests.functional._server import free_port
-from tests.functional.conftest import karborclient  # noqa: F401 (the client fixture)
+from tests.functional.conftest import (
+    BUILTIN_PROVIDERS,
+    KarborServer,
+    karborclient,  # noqa: F401 (the client fixture)
+)
 from tests.integration.keystone_server import Account, KeystoneServer
 
 NOOP = "b766f37c-d011-4026-8228-28730d734a3f"
 PROJECT_TYPE = "OS::Keystone::Project"
-SERVER_EXECUTABLE = Path(sys.executable).parent / "karbor-server"
-BUILTIN_PROVIDERS = Path(karbor.__file__).parent / "etc" / "providers.d"
-START_TIMEOUT = 60
-SHUTDOWN_TIMEOUT = 15
 CLI_TIMEOUT = 60
 
 
@@ -58,23 +53,16 @@ def keystone(tmp_path_factory) -> Iterator[KeystoneServer]:
     ks.stop()
 
 
-class KeystoneKarbor:
+class KeystoneKarbor(KarborServer):
     """``karbor-server`` in Keystone mode, plus a CLI and an HTTP helper per account."""
 
     def __init__(self, keystone: KeystoneServer, client: str, tmpdir: Path) -> None:
+        super().__init__(backend="sqlite", db_url=f"sqlite:///{tmpdir / 'state' / 'karbor.sqlite'}",
+                         client=client, tmpdir=tmpdir)
         self.keystone = keystone
-        self.client = client
-        self.tmpdir = tmpdir
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.state_path = tmpdir / "state"
         self.db_path = self.state_path / "karbor.sqlite"
-        self.config_file = tmpdir / "karbor.conf"
-        self.log_file = tmpdir / "server.log"
-        self.process: subprocess.Popen | None = None
-        self.http = requests.Session()
+        self.http = self.session
         self._tokens: dict[str, str] = {}
-        self.cli_calls = 0
 
     def write_config(self) -> None:
         ks = self.keystone
@@ -108,47 +96,6 @@ class KeystoneKarbor:
             # a project scope here is dropped for trust-scoped tokens
             f"project_name = {ks.karbor.project_name}\n"
             "project_domain_id = default\n")
-
-    def start(self) -> None:
-        self.write_config()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(SERVER_EXECUTABLE), "--config-file", str(self.config_file)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmpdir)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"karbor-server exited with {self.process.returncode}:\n"
-                                   f"{self.log()}")
-            try:
-                if self.http.get(self.base_url + "/", timeout=2).status_code == 300:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"karbor-server did not answer within {START_TIMEOUT}s:\n{self.log()}")
-
-    def stop(self) -> int | None:
-        self.http.close()
-        if self.process is None:
-            return None
-        if self.process.poll() is not None:
-            return self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(SHUTDOWN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-            return None
-
-    def log(self) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")
-        except OSError:
-            return ""
 
     # -- clients
     def cli(self, account: Account, *args: str) -> tuple[int, str, str]:

@@ -67,6 +67,18 @@ def list_args(limit: int | None, sort_dir: str | None) -> tuple[int | None, bool
     return limit, sort_dir == "desc"
 
 
+LEASE_WINDOW_DEFAULTS = (("lease_expire_window", 600), ("lease_renew_window", 120),
+                         ("lease_validity_window", 100))
+
+
+def lease_windows(section, overrides: dict) -> dict:
+    """Lease windows from a bank's option section (or the defaults), then ``overrides``."""
+    windows = {name: (section[name] if section is not None else default)
+               for name, default in LEASE_WINDOW_DEFAULTS}
+    windows.update(overrides)
+    return windows
+
+
 class ObjectStoreBankPlugin(BankPlugin, LeasePlugin):
     """Base of the object-store banks; subclasses store and fetch lease records."""
 

@@ -107,12 +107,7 @@ class S3BankPlugin(base.ObjectStoreBankPlugin):
             config.register_opts(s3_bank_opts, group=group or "s3_bank_plugin")
             client_section = config[group or "s3_client"]
             section = config[group or "s3_bank_plugin"]
-        windows = {name: (section[name] if section is not None else default)
-                   for name, default in (("lease_expire_window", 600),
-                                         ("lease_renew_window", 120),
-                                         ("lease_validity_window", 100))}
-        windows.update(lease_windows)
-        super().__init__(config, **windows)
+        super().__init__(config, **base.lease_windows(section, lease_windows))
         self.object_bucket = object_bucket or (section.bank_s3_object_bucket
                                                if section is not None else "karbor")
         self.lease_bucket = lease_bucket or (section.bank_s3_lease_bucket

@@ -105,12 +105,7 @@ class SwiftBankPlugin(base.ObjectStoreBankPlugin):
             config.register_opts(swift_bank_opts, group=group or "swift_bank_plugin")
             client_section = config[group or "swift_client"]
             section = config[group or "swift_bank_plugin"]
-        windows = {name: (section[name] if section is not None else default)
-                   for name, default in (("lease_expire_window", 600),
-                                         ("lease_renew_window", 120),
-                                         ("lease_validity_window", 100))}
-        windows.update(lease_windows)
-        super().__init__(config, **windows)
+        super().__init__(config, **base.lease_windows(section, lease_windows))
         self.object_container = object_container or (
             section.bank_swift_object_container if section is not None else "karbor")
         self.lease_container = lease_container or (
