@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 
 import pytest
@@ -468,3 +469,153 @@ def test_aware_datetimes_are_taken_as_utc():
     assert tt.next_occurrence(props, D(2020, 1, 1, 2, 30, tzinfo=plus_two)) == D(2020, 1, 1, 1)
     trigger = tt.load(cal("FREQ=HOURLY"), clock=fixed_clock(D(2020, 1, 1, 12, tzinfo=plus_two)))
     assert trigger.start_time == D(2020, 1, 1, 10)
+
+
+# ---------------------------------------------------------------------------------------
+# daylight saving time: trigger times are UTC, so there is none
+#
+# 2030 DST changes: Europe (EU rule, last Sunday) 2030-03-31 01:00 UTC and 2030-10-27
+# 01:00 UTC; United States (second Sunday of March, first of November) 2030-03-10 and
+# 2030-11-03 at 02:00 local time.  A DAILY trigger fires every 24 hours across all of
+# them, at the same UTC wall-clock time; whatever local time that is, is the user's
+# business (the original Karbor behaves alike: its times are UTC too).
+
+DST_CHANGES = [D(2030, 3, 10), D(2030, 3, 31), D(2030, 10, 27), D(2030, 11, 3)]
+
+
+def _every_24h(values: list[dt.datetime]) -> bool:
+    return all(b - a == dt.timedelta(hours=24) for a, b in itertools.pairwise(values))
+
+
+@pytest.mark.parametrize("day", DST_CHANGES, ids=lambda d: d.strftime("%Y-%m-%d"))
+@pytest.mark.parametrize("clock", ["01:30:00", "02:30:00", "00:59:59", "23:00:00"])
+def test_daily_calendar_trigger_fires_every_24h_across_dst_changes(day, clock):
+    start = day - dt.timedelta(days=2)
+    props = cal("FREQ=DAILY;INTERVAL=1;", start_time=f"{start:%Y-%m-%d} {clock}")
+    tt.validate(props)
+    hours, minutes, seconds = (int(x) for x in clock.split(":"))
+    expected = [start + dt.timedelta(days=n, hours=hours, minutes=minutes, seconds=seconds)
+                for n in range(5)]
+    assert first(props, 5) == expected
+    assert _every_24h(expected)
+
+
+def test_daily_trigger_around_the_european_changes_exactly():
+    # 01:30 UTC: 02:30 CET before the spring change (the local hour 02:00-03:00 that does
+    # not exist on 2030-03-31), 03:30 CEST after it; the UTC instants do not move.
+    spring = cal("FREQ=DAILY", start_time="2030-03-30 01:30:00")
+    assert first(spring, 3) == [D(2030, 3, 30, 1, 30), D(2030, 3, 31, 1, 30),
+                                D(2030, 4, 1, 1, 30)]
+    # 00:30 UTC on 2030-10-27 is 02:30 CEST, the local hour that happens twice that night;
+    # the trigger still fires once, 24 hours after the day before.
+    autumn = cal("FREQ=DAILY", start_time="2030-10-26 00:30:00")
+    assert first(autumn, 3) == [D(2030, 10, 26, 0, 30), D(2030, 10, 27, 0, 30),
+                                D(2030, 10, 28, 0, 30)]
+    assert tt.occurrences_between(autumn, D(2030, 10, 27), D(2030, 10, 27, 23, 59, 59)) == [
+        D(2030, 10, 27, 0, 30)]
+
+
+def test_daily_trigger_around_the_us_changes_exactly():
+    # 07:00 UTC is 02:00 EST before 2030-03-10 and 03:00 EDT after; it stays 07:00 UTC.
+    spring = cal("FREQ=DAILY;BYHOUR=7;BYMINUTE=0;BYSECOND=0", start_time="2030-03-09 00:00:00")
+    assert first(spring, 3) == [D(2030, 3, 9, 7), D(2030, 3, 10, 7), D(2030, 3, 11, 7)]
+    autumn = cal("FREQ=DAILY;BYHOUR=6;BYMINUTE=0;BYSECOND=0", start_time="2030-11-02 00:00:00")
+    assert first(autumn, 3) == [D(2030, 11, 2, 6), D(2030, 11, 3, 6), D(2030, 11, 4, 6)]
+
+
+def test_hourly_trigger_has_24_occurrences_on_dst_days():
+    props = cal("FREQ=HOURLY", start_time="2030-01-01 00:00:00")
+    for day in DST_CHANGES:
+        got = tt.occurrences_between(props, day - dt.timedelta(seconds=1),
+                                     day + dt.timedelta(hours=23))
+        assert got == [day + dt.timedelta(hours=h) for h in range(24)]
+
+
+@pytest.mark.parametrize("day", DST_CHANGES, ids=lambda d: d.strftime("%Y-%m-%d"))
+def test_daily_crontab_fires_every_24h_across_dst_changes(day):
+    props = cron("30 1 * * *", start_time=f"{day - dt.timedelta(days=2):%Y-%m-%d} 00:00:00")
+    tt.validate(props)
+    got = first(props, 5)
+    assert got == [day + dt.timedelta(days=n, hours=1, minutes=30) for n in range(-2, 3)]
+    assert _every_24h(got)
+
+
+def test_weekly_trigger_across_dst_keeps_its_utc_time():
+    # Sundays 01:30 UTC, the instant of the EU spring change on 2030-03-31 included.
+    props = cal("FREQ=WEEKLY;BYDAY=SU;BYHOUR=1;BYMINUTE=30;BYSECOND=0",
+                start_time="2030-03-20 00:00:00")
+    assert first(props, 3) == [D(2030, 3, 24, 1, 30), D(2030, 3, 31, 1, 30),
+                               D(2030, 4, 7, 1, 30)]
+
+
+@pytest.fixture
+def berlin_local_time(monkeypatch):
+    """The host's own time zone set to Europe/Berlin (it must not matter)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    assert time.localtime(D(2030, 7, 1).timestamp()).tm_isdst == 1
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_host_time_zone_does_not_shift_triggers(berlin_local_time):
+    daily = cal("FREQ=DAILY", start_time="2030-03-30 01:30:00")
+    assert first(daily, 3) == [D(2030, 3, 30, 1, 30), D(2030, 3, 31, 1, 30),
+                               D(2030, 4, 1, 1, 30)]
+    crontab = cron("30 1 * * *", start_time="2030-10-26 00:00:00")
+    assert first(crontab, 3) == [D(2030, 10, 26, 1, 30), D(2030, 10, 27, 1, 30),
+                                 D(2030, 10, 28, 1, 30)]
+    # the default clock is UTC too, not the host's local time
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    now = tt.utcnow()
+    assert dt.timedelta(0) <= now - before <= dt.timedelta(seconds=2)
+
+
+# A calendar pattern's DTSTART (with or without TZID) is ignored: only the VEVENT's RRULEs
+# are read, anchored at the trigger's start_time, in UTC.  So a Berlin-local DTSTART
+# neither moves the occurrences nor brings local-time DST shifts back; an unknown TZID is
+# not an error either, since nothing reads it.
+
+BERLIN_DTSTART = ("BEGIN:VEVENT\\nDTSTART;TZID=Europe/Berlin:20300330T020000\\n"
+                  "RRULE:FREQ=DAILY;INTERVAL=1;\\nEND:VEVENT")
+
+
+def test_dtstart_with_tzid_is_ignored_and_start_time_rules():
+    props = {"format": "calendar", "pattern": BERLIN_DTSTART,
+             "start_time": "2030-03-29 01:30:00"}
+    trigger = tt.validate(props)
+    assert trigger.to_properties()["pattern"] == BERLIN_DTSTART  # stored as given
+    expected = [D(2030, 3, 29, 1, 30), D(2030, 3, 30, 1, 30), D(2030, 3, 31, 1, 30),
+                D(2030, 4, 1, 1, 30)]
+    assert first(props, 4) == expected
+    assert first(cal("FREQ=DAILY;INTERVAL=1;", start_time="2030-03-29 01:30:00"), 4) == expected
+    # across the autumn change as well
+    autumn = {**props, "start_time": "2030-10-26 02:00:00"}
+    assert first(autumn, 3) == [D(2030, 10, 26, 2), D(2030, 10, 27, 2), D(2030, 10, 28, 2)]
+
+
+@pytest.mark.parametrize("dtstart", [
+    "DTSTART;TZID=America/New_York:20300309T020000",
+    "DTSTART;TZID=No/Such_Zone:20300309T020000",
+    "DTSTART:20300309T020000Z",
+    "DTSTART:20300309T020000",
+    "DTSTART;VALUE=DATE:20300309",
+])
+def test_any_dtstart_is_ignored(dtstart):
+    pattern = f"BEGIN:VEVENT\\n{dtstart}\\nRRULE:FREQ=DAILY;BYHOUR=7;BYMINUTE=0;BYSECOND=0\\n" \
+              "END:VEVENT"
+    props = {"format": "calendar", "pattern": pattern, "start_time": "2030-03-09 00:00:00"}
+    tt.validate(props)
+    assert first(props, 3) == [D(2030, 3, 9, 7), D(2030, 3, 10, 7), D(2030, 3, 11, 7)]
+
+
+def test_vcalendar_with_vtimezone_and_tzid_is_still_utc():
+    pattern = ("BEGIN:VCALENDAR\nBEGIN:VTIMEZONE\nTZID:Europe/Berlin\nEND:VTIMEZONE\n"
+               "BEGIN:VEVENT\nDTSTART;TZID=Europe/Berlin:20300330T020000\n"
+               "RRULE:FREQ=DAILY;UNTIL=20300401T013000Z\nEND:VEVENT\nEND:VCALENDAR")
+    props = {"format": "calendar", "pattern": pattern, "start_time": "2030-03-30 01:30:00"}
+    tt.validate(props)
+    # UNTIL is UTC and inclusive
+    assert first(props, 10) == [D(2030, 3, 30, 1, 30), D(2030, 3, 31, 1, 30),
+                                D(2030, 4, 1, 1, 30)]

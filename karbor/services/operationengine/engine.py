@@ -145,46 +145,52 @@ class OperationEngine:
 
     def _fire(self, op, occurrence: dt.datetime, now: dt.datetime, *, run: bool) -> bool:
         """Claim one occurrence and act on it; False when another engine already had it."""
-        try:
-            with session_scope(write=True) as session:
-                # The unique key only guards occurrences whose log still exists: another
-                # engine may have handled this one and already pruned its log (past
-                # retained_operation_log_number) while our view of the operation was
-                # stale.  Its recorded progress tells; the share lock keeps that progress,
-                # and hence the pruning that follows it, from moving until we commit.
-                done = session.scalar(
-                    select(models.ScheduledOperationState.last_occurrence)
-                    .where(models.ScheduledOperationState.operation_id == op.id)
-                    .with_for_update(read=True))
-                if done is not None and occurrence <= done:
-                    return False
-                log = models.ScheduledOperationLog(
-                    operation_id=op.id, expect_start_time=occurrence, triggered_time=now,
-                    actual_start_time=now if run else None,
-                    state="in_progress" if run else STATE_SKIPPED)
-                session.add(log)
-                session.flush()  # the unique key decides here who owns the occurrence
-                if not run:
-                    log.end_time = now
-                    log.extend_info = json.dumps({"reason": "the engine was not running "
-                                                            "during the trigger's window"})
-                    return True
-                try:
-                    with session.begin_nested():
-                        result = operations.run(session, op, occurrence, now)
-                except (exception.KarborException, ValueError, KeyError) as exc:
-                    reason = exc.msg if isinstance(exc, exception.KarborException) else str(exc)
-                    LOG.warning("scheduled operation %s at %s failed: %s", op.id, occurrence,
-                                reason)
-                    log.state = STATE_FAILED
-                    log.extend_info = json.dumps({"error": reason})
-                else:
-                    log.state = STATE_SUCCESS
-                    log.extend_info = json.dumps(result)
-                log.end_time = utcnow()
+        with session_scope(write=True) as session:
+            # The unique key only guards occurrences whose log still exists: another
+            # engine may have handled this one and already pruned its log (past
+            # retained_operation_log_number) while our view of the operation was
+            # stale.  Its recorded progress tells; the share lock keeps that progress,
+            # and hence the pruning that follows it, from moving until we commit.
+            row = session.execute(
+                select(models.ScheduledOperationState.last_occurrence,
+                       models.ScheduledOperation.deleted, models.ScheduledOperation.enabled)
+                .join(models.ScheduledOperation, models.ScheduledOperation.id
+                      == models.ScheduledOperationState.operation_id)
+                .where(models.ScheduledOperationState.operation_id == op.id)
+                .with_for_update(read=True, of=models.ScheduledOperationState)).first()
+            if row is None or row.deleted or not row.enabled:
+                return False  # deleted or disabled since the scan read it
+            if row.last_occurrence is not None and occurrence <= row.last_occurrence:
+                return False
+            log = models.ScheduledOperationLog(
+                operation_id=op.id, expect_start_time=occurrence, triggered_time=now,
+                actual_start_time=now if run else None,
+                state="in_progress" if run else STATE_SKIPPED)
+            try:
+                with session.begin_nested():
+                    session.add(log)
+                    session.flush()  # the unique key decides here who owns the occurrence
+            except IntegrityError:
+                return False
+            if not run:
+                log.end_time = now
+                log.extend_info = json.dumps({"reason": "the engine was not running "
+                                                        "during the trigger's window"})
                 return True
-        except IntegrityError:
-            return False
+            try:
+                with session.begin_nested():
+                    result = operations.run(session, op, occurrence, now)
+            except (exception.KarborException, ValueError, KeyError) as exc:
+                reason = exc.msg if isinstance(exc, exception.KarborException) else str(exc)
+                LOG.warning("scheduled operation %s at %s failed: %s", op.id, occurrence,
+                            reason)
+                log.state = STATE_FAILED
+                log.extend_info = json.dumps({"error": reason})
+            else:
+                log.state = STATE_SUCCESS
+                log.extend_info = json.dumps(result)
+            log.end_time = utcnow()
+            return True
 
     def _prune_logs(self, operation_id: str) -> None:
         keep = CONF.retained_operation_log_number
