@@ -441,6 +441,11 @@ OPS: dict[tuple[str, str], Op] = {
             "operation_definition": {"provider_id": NOOP, "plan_id": EXAMPLE_ID}}}),
     ("GET", P + "/scheduled_operations/{}"): Op(
         "Show a scheduled operation", _single("scheduled_operation", SCHEDULED_OPERATION)),
+    ("PUT", P + "/scheduled_operations/{}"): Op(
+        "Rename, enable or disable a scheduled operation",
+        _single("scheduled_operation", SCHEDULED_OPERATION),
+        "karbor.api.schemas.scheduled_operations:update",
+        example={"scheduled_operation": {"enabled": False}}),
     ("DELETE", P + "/scheduled_operations/{}"): Op("Delete a scheduled operation", None),
     ("GET", P + "/os-services"): Op("List services (admin)",
                                     _obj({"services": _arr(SERVICE)}),

@@ -42,7 +42,8 @@ def list_rules():
     rules += _rules("operation_log", dict.fromkeys(["get", "list"], ADMIN_OR_OWNER))
     rules += _rules("trigger", dict.fromkeys(["create", "update", "delete", "get", "list"],
                                              ADMIN_OR_OWNER))
-    rules += _rules("scheduled_operation", dict.fromkeys(["create", "delete", "get", "list"],
+    rules += _rules("scheduled_operation", dict.fromkeys(["create", "update", "delete", "get",
+                                                         "list"],
                                                          ADMIN_OR_OWNER))
     rules += _rules("service", {"get_all": ADMIN_API, "update": ADMIN_API})
     rules += _rules("quota", {"get": ADMIN_OR_OWNER, "get_default": ADMIN_OR_OWNER,

@@ -767,8 +767,12 @@ SCHEDULED_OPERATIONS = [
     neg("scheduled-delete-unknown", "DELETE", SO + "/{unknown}", 404, UNKNOWN),
     neg("scheduled-delete-other-project", "DELETE", SO + "/{sched_b}", (403, 404),
         "operation"),
-    neg("scheduled-update-unsupported", "PUT", SO + "/{sched_a}", 404,
-        body={"scheduled_operation": {"name": "x"}}),
+    neg("scheduled-update-empty", "PUT", SO + "/{sched_a}", 400, "scheduled_operation",
+        body={"scheduled_operation": {}}),
+    neg("scheduled-update-extra-field", "PUT", SO + "/{sched_a}", 400, "trigger_id",
+        body={"scheduled_operation": {"trigger_id": "{trigger_a}"}}),
+    neg("scheduled-update-other-project", "PUT", SO + "/{sched_b}", (403, 404), "operation",
+        body={"scheduled_operation": {"enabled": False}}),
 ]
 
 SERVICES = [

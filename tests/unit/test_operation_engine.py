@@ -154,3 +154,29 @@ def test_deleted_plan_records_a_failed_occurrence(app):
 @pytest.fixture
 def app(unit_app):
     return unit_app
+
+
+def test_disabled_operation_fires_nothing_and_resumes_after_enabling(app):
+    api, plan, op_id = _setup(app)
+    engine = OperationEngine()
+    engine.scan(at(5, 1))
+    status, body = api.put(f"scheduled_operations/{op_id}",
+                           {"scheduled_operation": {"enabled": False}})
+    assert status == 200, body
+    engine.scan(at(10, 1))
+    engine.scan(at(15, 1))
+    assert [log.expect_start_time for log in _logs(op_id)] == [at(5)]
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    assert api.put(f"scheduled_operations/{op_id}",
+                   {"scheduled_operation": {"enabled": True}})[0] == 200
+    with session_scope(write=True) as session:
+        state = session.scalar(select(models.ScheduledOperationState).where(
+            models.ScheduledOperationState.operation_id == op_id))
+        # Enabling stamps the wall clock as the last occurrence handled...
+        assert state.next_run_at is None and state.last_occurrence >= before
+        # ...here, on the test's clock, that moment is 00:16.
+        state.last_occurrence = at(16)
+    # The next occurrence runs; the ones missed while disabled are not replayed.
+    engine.scan(at(20, 1))
+    assert [log.expect_start_time for log in _logs(op_id)] == [at(5), at(20)]
+    assert len(_checkpoints(plan)) == 2

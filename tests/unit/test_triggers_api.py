@@ -568,11 +568,24 @@ def test_operation_access_errors(api, app):
     assert admin.get(f"scheduled_operations/{op['id']}")[0] == 200
 
 
-def test_no_update_route_for_operations(api):
+def test_update_operation_renames_and_pauses(api):
     trigger, plan = api.trigger(), api.plan()
     op = api.operation(trigger["id"], plan["id"])
-    status, _ = api.put(f"scheduled_operations/{op['id']}", {"scheduled_operation": {}})
-    assert status == 404
+    status, body = api.put(f"scheduled_operations/{op['id']}", {"scheduled_operation": {}})
+    assert status == 400
+    status, body = api.put(f"scheduled_operations/{op['id']}",
+                           {"scheduled_operation": {"enabled": "no"}})
+    assert status == 400 and "enabled" in error(body)[1]
+    status, body = api.put(f"scheduled_operations/{op['id']}", {"scheduled_operation": {
+        "enabled": False, "name": "paused", "description": "holiday"}})
+    assert status == 200, body
+    shown = api.get(f"scheduled_operations/{op['id']}")[1]["scheduled_operation"]
+    assert (shown["enabled"], shown["name"], shown["description"]) == (
+        False, "paused", "holiday")
+    other = api.as_user("mallory", api.project + "-other")
+    status, _ = other.put(f"scheduled_operations/{op['id']}",
+                          {"scheduled_operation": {"enabled": True}})
+    assert status == 403
 
 
 def test_delete_operation_and_then_its_trigger(api):

@@ -37,3 +37,23 @@ create = {
     "required": ["scheduled_operation"],
     "additionalProperties": False,
 }
+
+# Not in the original API (it had no way to pause a schedule): rename, describe,
+# enable or disable an operation.
+update = {
+    "type": "object",
+    "properties": {
+        "scheduled_operation": {
+            "type": "object",
+            "properties": {
+                "name": types.name,
+                "description": types.description,
+                "enabled": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+            "minProperties": 1,
+        },
+    },
+    "required": ["scheduled_operation"],
+    "additionalProperties": False,
+}

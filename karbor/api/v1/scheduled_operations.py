@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from karbor.api import common, validation
 from karbor.api.app import json_response
@@ -205,6 +205,33 @@ def show_operation(project_id, operation_id):
         return json_response({"scheduled_operation": view(op)})
 
 
+def update_operation(project_id, operation_id):
+    """Rename, describe, enable or disable.
+
+    Disabled, an operation fires nothing; enabled again, it resumes with the next
+    occurrence: the ones it missed while disabled are neither run nor recorded.
+    """
+    ctx = common.context()
+    data = common.body(schemas.update)["scheduled_operation"]
+    with session_scope(write=True) as session:
+        op = get_operation(session, ctx, operation_id, lock=True)
+        ctx.can("scheduled_operation:update", {"project_id": op.project_id})
+        for key in ("name", "description"):
+            if key in data:
+                setattr(op, key, data[key])
+        if "enabled" in data and data["enabled"] != op.enabled:
+            op.enabled = data["enabled"]
+            if op.enabled:
+                now = utcnow().replace(microsecond=0)
+                session.execute(update(models.ScheduledOperationState).where(
+                    models.ScheduledOperationState.operation_id == op.id).values(
+                    next_run_at=None, last_occurrence=now))
+        op.updated_at = utcnow()
+        session.flush()
+        result = view(op)
+    return json_response({"scheduled_operation": result})
+
+
 def delete_operation(project_id, operation_id):
     ctx = common.context()
     unused_trusts = set()
@@ -236,5 +263,7 @@ def register(app: Flask) -> None:
     app.add_url_rule(base, "scheduled_operations_create", create_operation, methods=["POST"])
     app.add_url_rule(base + "/<operation_id>", "scheduled_operations_show", show_operation,
                      methods=["GET"])
+    app.add_url_rule(base + "/<operation_id>", "scheduled_operations_update",
+                     update_operation, methods=["PUT"])
     app.add_url_rule(base + "/<operation_id>", "scheduled_operations_delete",
                      delete_operation, methods=["DELETE"])
