@@ -19,6 +19,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import random
 import threading
 from collections.abc import Callable
 
@@ -94,6 +95,10 @@ class OperationEngine:
                        or_(models.ScheduledOperationState.next_run_at.is_(None),
                            models.ScheduledOperationState.next_run_at <= now))
                 .order_by(models.ScheduledOperationState.next_run_at)).all()
+        # Engines scanning together would otherwise queue behind each other on the same
+        # operations; in a random order each mostly finds work nobody else holds.
+        due = list(due)
+        random.shuffle(due)
         recorded = 0
         for op, trigger_row, state in due:
             if self._stop.is_set():
