@@ -7,7 +7,8 @@ import threading
 
 from stevedore import extension
 
-from karbor.common import exception
+from karbor.common import constants, exception
+from karbor.common.config import CONF
 from karbor.resource import Resource
 from karbor.services.protection.protectable_plugin import ProtectablePlugin
 
@@ -22,11 +23,19 @@ class ProtectableRegistry:
         if plugins is None:
             plugins = []
             mgr = extension.ExtensionManager(NAMESPACE, invoke_on_load=False)
+            cloud = CONF.auth_strategy == "keystone"
             for ext in mgr:
+                if getattr(ext.plugin, "needs_cloud", False) and not cloud:
+                    # Types only a cloud can answer for are not offered without one.
+                    continue
                 try:
                     plugins.append(ext.plugin())
                 except Exception:
                     LOG.exception("protectable plugin %s could not be loaded", ext.name)
+        # The original's order (its setup.cfg), whatever order the entry points load in
+        # (setuptools sorts them by name): it is the order of ``dependent_types``.
+        known = {t: i for i, t in enumerate(constants.RESOURCE_TYPES)}
+        plugins = sorted(plugins, key=lambda p: known.get(p.get_resource_type(), len(known)))
         for plugin in plugins:
             self._plugins[plugin.get_resource_type()] = plugin
 
