@@ -105,7 +105,12 @@ class FileSystemBankPlugin(BankPlugin, LeasePlugin):
             raise exception.BankError(
                 reason=f"cannot store {key}: {type(exc).__name__}: {exc.strerror or exc}"
             ) from None
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        except FileNotFoundError:
+            # A concurrent delete removed the directory once it was empty: recreate it.
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -57,7 +57,7 @@ def decode_chunk(sealer: crypto.Sealer, chunk_id: bytes, raw_length: int, stored
     try:
         comp, body = sealer.open(stored, chunk_aad(chunk_id))
     except SealError as e:
-        raise CorruptionError(reason=f"chunk {cid}: {e.msg}") from None
+        raise CorruptionError(reason=f"chunk {cid}: {e.reason}") from None
     if comp == COMP_NONE:
         data = bytes(body)
     elif comp == COMP_ZSTD:
@@ -83,7 +83,7 @@ def decode_object(sealer: crypto.Sealer, stored, aad: bytes, what: str) -> bytes
     try:
         comp, body = sealer.open(stored, aad)
     except SealError as e:
-        raise CorruptionError(reason=f"{what}: {e.msg}") from None
+        raise CorruptionError(reason=f"{what}: {e.reason}") from None
     if comp == COMP_NONE:
         return bytes(body)
     if comp != COMP_ZSTD:

@@ -8,6 +8,11 @@ from karbor.common import exception
 class ChunkStoreError(exception.KarborException):
     message = "Chunk store error: %(reason)s"
 
+    @property
+    def reason(self) -> str:
+        """The message without its class prefix (to wrap it into a wider one)."""
+        return self.kwargs.get("reason", self.msg)
+
 
 class StoreNotFound(ChunkStoreError):
     message = "No chunk store at %(prefix)s (no config object)."

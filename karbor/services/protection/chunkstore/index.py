@@ -85,6 +85,7 @@ class Index:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self.files: dict[str, tuple[bytes, ...]] = {}
         self.packs: dict[bytes, list[BlobEntry]] = {}
         self._pack_files: dict[bytes, set[str]] = {}
@@ -167,8 +168,15 @@ class Index:
         An index file that cannot be read is left out and named in ``bad_files`` (garbage
         collection refuses to run while there is one: its packs would look unreferenced).
         """
+        with self._refresh_lock:
+            self._refresh(section, sealer, mapper)
+
+    def _refresh(self, section, sealer, mapper) -> None:
+        # Only files known before the listing can have left the bank: one added meanwhile
+        # (by a writer of this process) was written to the bank after the listing.
+        known = set(self.files)
         listed = {k[len(layout.INDEX):] for k in section.list_objects(layout.INDEX)}
-        for gone in set(self.files) - listed:
+        for gone in known - listed:
             self.remove_file(gone)
         new = sorted(listed - set(self.files))
 

@@ -15,7 +15,7 @@ import time
 import uuid
 
 from karbor.common import exception
-from karbor.services.protection.chunkstore import layout
+from karbor.services.protection.chunkstore import bankio, layout
 from karbor.services.protection.chunkstore.errors import GCBusy, LeaseExpired
 
 LOG = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class _Renewed:
 
     def _write(self) -> None:
         expires = time.time() + self.seconds
-        self._section.update_object(self.key, {**self._body, "expires": expires})
+        bankio.put(self._section, self.key, {**self._body, "expires": expires})
         self.expires = expires
 
     def start(self):

@@ -86,7 +86,7 @@ def parse(sealer: crypto.Sealer, data, what: str = "pack") -> list[BlobEntry]:
     try:
         _, head = sealer.open(view[start:len(view) - _TRAILER.size], crypto.AAD_PACK_HEADER)
     except SealError as e:
-        raise CorruptionError(reason=f"{what}: header: {e.msg}") from None
+        raise CorruptionError(reason=f"{what}: header: {e.reason}") from None
     if len(head) < _HEAD.size:
         raise CorruptionError(reason=f"{what}: header too short")
     magic, version, _salt, count = _HEAD.unpack(head[:_HEAD.size])
