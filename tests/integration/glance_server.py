@@ -8,25 +8,23 @@ Its ``keystone_authtoken`` user is Karbor's service user of ``keystone_server.py
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
 from tests.functional._server import free_port
+from tests.integration import venvs
 from tests.integration.keystone_server import REGION, KeystoneServer
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".state"
 VENV = STATE / "glance-venv"
-SHARED_CONSTRAINTS = Path("/work/shared/openstack-local/constraints-venv.txt")
+CONSTRAINTS = Path(__file__).with_name("openstack-constraints.txt")
 REQUIREMENTS = ("glance==33.0.0", "gunicorn")
 INSTALL_TIMEOUT = 900
 STEP_TIMEOUT = 180
@@ -38,44 +36,9 @@ from glance.wsgi.api import application  # noqa: E402,F401
 """
 
 
-def _constraints() -> list[str]:
-    return ["-c", str(SHARED_CONSTRAINTS)] if SHARED_CONSTRAINTS.is_file() else []
-
-
-def _fingerprint() -> str:
-    text = "\n".join(REQUIREMENTS)
-    if SHARED_CONSTRAINTS.is_file():
-        text += "\n" + SHARED_CONSTRAINTS.read_text()
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _ready() -> bool:
-    marker = VENV / ".installed"
-    return (marker.is_file() and marker.read_text().strip() == _fingerprint()
-            and (VENV / "bin" / "glance-manage").is_file()
-            and (VENV / "bin" / "gunicorn").is_file())
-
-
 def ensure_venv() -> Path:
-    if _ready():
-        return VENV
-    STATE.mkdir(parents=True, exist_ok=True)
-    with open(STATE / "glance-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _ready():
-            return VENV
-        shutil.rmtree(VENV, ignore_errors=True)
-        python = shutil.which("python3") or sys.executable
-        steps = [[python, "-m", "venv", str(VENV)],
-                 [str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                  *REQUIREMENTS, *_constraints()]]
-        for step in steps:
-            proc = subprocess.run(step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-            if proc.returncode != 0:
-                raise RuntimeError(f"cannot install Glance ({' '.join(step)}):\n"
-                                   f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        (VENV / ".installed").write_text(_fingerprint() + "\n")
-    return VENV
+    return venvs.ensure_venv(VENV, REQUIREMENTS, constraints=CONSTRAINTS,
+                             executables=("glance-manage", "gunicorn"), what="Glance")
 
 
 class GlanceServer:

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from pathlib import Path
 import requests
 
 from tests.functional._server import free_port
+from tests.integration import venvs
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".state"
@@ -53,41 +51,10 @@ application = initialize_public_application()
 """
 
 
-def _fingerprint() -> str:
-    text = "\n".join(REQUIREMENTS) + "\n" + CONSTRAINTS.read_text()
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _venv_ready() -> bool:
-    marker = VENV / ".installed"
-    return (marker.is_file() and marker.read_text().strip() == _fingerprint()
-            and (VENV / "bin" / "keystone-manage").is_file()
-            and (VENV / "bin" / "gunicorn").is_file())
-
-
 def ensure_venv() -> Path:
     """The venv holding Keystone, installed on first use (about 30 s with a warm pip cache)."""
-    if _venv_ready():
-        return VENV
-    STATE.mkdir(parents=True, exist_ok=True)
-    with open(STATE / "keystone-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _venv_ready():
-            return VENV
-        shutil.rmtree(VENV, ignore_errors=True)
-        python = shutil.which("python3") or sys.executable
-        steps = [
-            [python, "-m", "venv", str(VENV)],
-            [str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-             *REQUIREMENTS, "-c", str(CONSTRAINTS)],
-        ]
-        for step in steps:
-            proc = subprocess.run(step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-            if proc.returncode != 0:
-                raise RuntimeError(f"cannot install Keystone ({' '.join(step)}):\n"
-                                   f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        (VENV / ".installed").write_text(_fingerprint() + "\n")
-    return VENV
+    return venvs.ensure_venv(VENV, REQUIREMENTS, constraints=CONSTRAINTS,
+                             executables=("keystone-manage", "gunicorn"), what="Keystone")
 
 
 @dataclass

@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import getpass
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.integration import venvs
 
 SWIFT_VERSION = "2.38.3"
 REPO = Path(__file__).resolve().parents[2]
@@ -132,41 +132,13 @@ def free_port() -> int:
 # ------------------------------------------------------------------------- installation
 
 
-def _venv_ok(venv: Path) -> bool:
-    marker = venv / f".karbor-swift-{SWIFT_VERSION}"
-    return marker.exists() and (venv / "bin" / "swift-proxy-server").exists()
-
-
 def ensure_swift_venv(venv: Path | None = None) -> Path:
     """The virtualenv holding Swift, created on first use; raises SwiftError if it can't be."""
     venv = Path(venv or os.environ.get("KARBOR_SWIFT_VENV") or DEFAULT_VENV)
-    if _venv_ok(venv):
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing it
-        if _venv_ok(venv):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        python = shutil.which("python3") or sys.executable
-        steps = [
-            [python, "-m", "venv", str(venv)],
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-             "--disable-pip-version-check", f"swift=={SWIFT_VERSION}"],
-            [str(venv / "bin" / "python"), "-c",
-             "import swift.common.middleware.s3api.s3api, pyeclib.ec_iface, xattr"],
-        ]
-        for step in steps:
-            try:
-                proc = subprocess.run(step, capture_output=True, text=True,
-                                      timeout=INSTALL_TIMEOUT)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise SwiftError(f"cannot install Swift ({' '.join(step)}): {exc}") from exc
-            if proc.returncode != 0:
-                raise SwiftError(f"cannot install Swift ({' '.join(step)}):\n"
-                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-        (venv / f".karbor-swift-{SWIFT_VERSION}").write_text(SWIFT_VERSION + "\n")
-    return venv
+    return venvs.ensure_venv(
+        venv, [f"swift=={SWIFT_VERSION}"], executables=("swift-proxy-server",),
+        check_import="swift.common.middleware.s3api.s3api, pyeclib.ec_iface, xattr",
+        what="Swift", error=SwiftError)
 
 
 # ------------------------------------------------------------------------------- server
