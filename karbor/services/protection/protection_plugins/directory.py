@@ -16,13 +16,12 @@ import shutil
 import stat
 import threading
 
-from oslo_config import cfg
-
 from karbor.common import constants, exception
 from karbor.services.protection import protection_plugin
-from karbor.services.protection.chunkstore.errors import ChunkStoreError, GCBusy
+from karbor.services.protection.chunkstore.errors import ChunkStoreError
 from karbor.services.protection.chunkstore.store import ChunkStore
 from karbor.services.protection.protectable_plugins import directory as protectable
+from karbor.services.protection.protection_plugins import _chunks
 
 LOG = logging.getLogger(__name__)
 
@@ -30,33 +29,6 @@ RESOURCE_TYPE = protectable.RESOURCE_TYPE
 TREE_VERSION = 1
 BLOCK = 4096          # zero runs of this size (aligned) become holes on restore
 READ_SIZE = 1 << 20
-
-directory_plugin_opts = [
-    cfg.StrOpt("passphrase", secret=True, default=None,
-               help="Passphrase of the bank's chunk store (encrypts it when it is "
-                    "created; needed to open an encrypted one)."),
-    cfg.StrOpt("chunk_prefix", default="/chunks",
-               help="Where in the bank the chunk store lives."),
-]
-
-_stores: dict[int, tuple[object, ChunkStore]] = {}
-_stores_lock = threading.Lock()
-
-
-def _store(config, bank, like: ChunkStore | None = None) -> ChunkStore:
-    """One open chunk store per bank object and process."""
-    with _stores_lock:
-        held = _stores.get(id(bank))
-        if held is not None and held[0] is bank:
-            return held[1]
-        opts = config.directory_plugin if config is not None else None
-        passphrase = opts.passphrase if opts is not None else None
-        prefix = opts.chunk_prefix if opts is not None else "/chunks"
-        extra = {"like": like} if like is not None else {}
-        store = ChunkStore.open_or_create(bank, passphrase=passphrase, prefix=prefix, **extra)
-        _stores[id(bank)] = (bank, store)
-        return store
-
 
 def _stream_name(checkpoint_id: str, resource_id: str, key: str) -> str:
     return f"dir/{checkpoint_id}/{resource_id}/{key}"
@@ -283,7 +255,7 @@ class _Protect(protection_plugin.Operation):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", "protecting")
         top = _source_path(resource)
-        store = _store(self._config, checkpoint.bank)
+        store = _chunks.store_for(self._config, checkpoint.bank)
         tree = protect_tree(store, top, checkpoint.id, resource.id)
         section.update_object("tree", tree)
         section.update_object("status", constants.CHECKPOINT_STATUS_AVAILABLE)
@@ -323,7 +295,7 @@ class _Restore(protection_plugin.Operation):
                                                 or os.listdir(target)):
                     raise exception.InvalidInput(
                         reason=f"restore_path {path!r} exists and is not an empty directory")
-            store = _store(self._config, checkpoint.bank)
+            store = _chunks.store_for(self._config, checkpoint.bank)
             created = not os.path.lexists(target)
             try:
                 restore_tree(store, tree, target, checkpoint.id, resource.id, in_place)
@@ -334,18 +306,12 @@ class _Restore(protection_plugin.Operation):
         except Exception as exc:
             if recorder is not None:
                 recorder.update_resource_status(resource.type, resource.id, "error",
-                                                _message(exc))
+                                                _chunks.message(exc))
             raise
         new_id = protectable.directory_id(target)
         kwargs.get("new_resources", {})[resource.id] = new_id
         if recorder is not None:
             recorder.update_resource_status(resource.type, new_id, "available")
-
-
-def _message(exc: Exception) -> str:
-    if isinstance(exc, exception.KarborException):
-        return exc.msg
-    return f"{type(exc).__name__}: {exc}"
 
 
 class _Verify(protection_plugin.Operation):
@@ -357,7 +323,7 @@ class _Verify(protection_plugin.Operation):
         problems = []
         try:
             tree = _tree(checkpoint, resource)
-            store = _store(self._config, checkpoint.bank)
+            store = _chunks.store_for(self._config, checkpoint.bank)
             for e in tree["entries"]:
                 if not e.get("stream"):
                     continue
@@ -366,7 +332,7 @@ class _Verify(protection_plugin.Operation):
                     problems.append(f"corrupt data in {e['path']!r} ({len(report.bad)} bad "
                                     f"chunk(s)): {report.bad[0]['reason']}")
         except (ChunkStoreError, RestoreError) as exc:
-            problems.append(_message(exc))
+            problems.append(_chunks.message(exc))
         if problems:
             reason = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)"
                                                 if len(problems) > 3 else "")
@@ -382,16 +348,13 @@ class _Delete(protection_plugin.Operation):
         self._config = config
 
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        store = _store(self._config, checkpoint.bank)
+        store = _chunks.store_for(self._config, checkpoint.bank)
         for name in store.list_manifests(f"dir/{checkpoint.id}/{resource.id}/"):
             store.delete_manifest(name)
         section = checkpoint.get_resource_bank_section(resource.id)
         section.delete_object("tree")
         section.update_object("status", constants.CHECKPOINT_STATUS_DELETED)
-        try:
-            store.gc()
-        except GCBusy:
-            LOG.info("chunk store busy; its space is reclaimed by the next collection")
+        _chunks.collect(store, LOG)
 
 
 class _Copy(protection_plugin.Operation):
@@ -400,8 +363,8 @@ class _Copy(protection_plugin.Operation):
 
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         copy_cp = kwargs["checkpoint_copy"]
-        source = _store(self._config, checkpoint.bank)
-        target = _store(self._config, copy_cp.bank, like=source)
+        source = _chunks.store_for(self._config, checkpoint.bank)
+        target = _chunks.store_for(self._config, copy_cp.bank, like=source)
         tree = _tree(checkpoint, resource)
         for key in _streams(tree):
             source.copy_to(target, _stream_name(checkpoint.id, resource.id, key),
@@ -413,11 +376,7 @@ class _Copy(protection_plugin.Operation):
 class DirectoryProtectionPlugin(protection_plugin.ProtectionPlugin):
     def __init__(self, config=None):
         super().__init__(config)
-        if config is not None:
-            try:
-                config.register_opts(directory_plugin_opts, group="directory_plugin")
-            except cfg.DuplicateOptError:
-                pass
+        _chunks.register_opts(config)
 
     def get_protect_operation(self, resource):
         return _Protect(self._config)
