@@ -57,6 +57,28 @@ def get_plan(session, context, plan_id: str, *, lock: bool = False) -> models.Pl
     return plan
 
 
+def _coerce_strings(values: dict, properties: dict) -> None:
+    """The original client's ``--parameters k=v`` sends every value as a string: turn
+    ``"true"`` or ``"5"`` into the boolean or number the plugin's schema asks for, so the
+    command line works without ``--parameters-json``. Anything else is left to the schema."""
+    for name, value in list(values.items()):
+        kind = (properties.get(name) or {}).get("type")
+        if not isinstance(value, str) or kind not in ("boolean", "integer", "number"):
+            continue
+        text = value.strip()
+        if kind == "boolean":
+            lowered = text.lower()
+            if lowered in ("true", "yes", "1", "on"):
+                values[name] = True
+            elif lowered in ("false", "no", "0", "off"):
+                values[name] = False
+            continue
+        try:
+            values[name] = int(text) if kind == "integer" else float(text)
+        except ValueError:
+            pass
+
+
 def validate_parameters(provider, parameters: dict, schema_kind: str) -> None:
     """Parameter keys are ``Type`` or ``Type#uuid``; property names must be in the plugin's schema.
 
@@ -83,6 +105,7 @@ def validate_parameters(provider, parameters: dict, schema_kind: str) -> None:
                 reason=f"The {schema_kind} property {sorted(unknown)[0]!r} of parameters key "
                        f"{key!r} is invalid; allowed: {sorted(properties) or 'none'}.")
         if values and properties:
+            _coerce_strings(values, properties)
             sub = {"type": "object", "properties": properties}
             try:
                 validation.validate(sub, values)

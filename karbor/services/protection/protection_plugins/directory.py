@@ -21,7 +21,7 @@ from karbor.services.protection import protection_plugin
 from karbor.services.protection.chunkstore.errors import ChunkStoreError
 from karbor.services.protection.chunkstore.store import ChunkStore
 from karbor.services.protection.protectable_plugins import directory as protectable
-from karbor.services.protection.protection_plugins import _chunks
+from karbor.services.protection.protection_plugins import _chunks, _params
 
 LOG = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class _Restore(protection_plugin.Operation):
         recorder = kwargs.get("restore")
         try:
             tree = _tree(checkpoint, resource)
-            in_place = bool(parameters.get("in_place"))
+            in_place = _params.flag(parameters, "in_place")
             path = parameters.get("restore_path")
             if in_place == bool(path):
                 raise exception.InvalidInput(
