@@ -37,23 +37,39 @@ def cloud_configured(context: RequestContext | None = None) -> bool:
     return context is None or bool(context.auth_token and context.auth_token_info)
 
 
+def user_or_trust_session(context: RequestContext | None = None, *,
+                          trust_id: str | None = None):
+    """The keystoneauth session :func:`connection` uses: the caller of ``context``, or
+    ``trust_id``.  For services openstacksdk has no proxy for (see :func:`service_adapter`)."""
+    if trust_id:
+        return keystone.trust_session(trust_id)
+    if not keystone.enabled():
+        raise NoCloudConfigured(
+            reason="Karbor runs with auth_strategy = noauth, so it has no Keystone "
+                   "and no OpenStack services to talk to")
+    if context is None or not context.auth_token or not context.auth_token_info:
+        raise NoCloudConfigured(
+            reason="the request carries no validated Keystone token")
+    return keystone.user_session(context)
+
+
+def service_adapter(context: RequestContext | None, service_type: str, *,
+                    trust_id: str | None = None, **kwargs: Any):
+    """A keystoneauth Adapter for ``service_type`` (e.g. ``database`` for Trove, which
+    openstacksdk has no proxy for): the endpoint comes from the catalog (``[clients]``
+    region and interface unless given), no version discovery, HTTP errors raise
+    keystoneauth's exceptions."""
+    return keystone.client_adapter(user_or_trust_session(context, trust_id=trust_id),
+                                   service_type, **kwargs)
+
+
 def connection(context: RequestContext | None = None, *,
                trust_id: str | None = None, **kwargs: Any) -> openstack.connection.Connection:
     """An openstacksdk Connection acting as the caller of ``context`` or through ``trust_id``.
 
     ``kwargs`` override the ``[clients]`` region/interface or pass further cloud options.
     """
-    if trust_id:
-        session = keystone.trust_session(trust_id)
-    else:
-        if not keystone.enabled():
-            raise NoCloudConfigured(
-                reason="Karbor runs with auth_strategy = noauth, so it has no Keystone "
-                       "and no OpenStack services to talk to")
-        if context is None or not context.auth_token or not context.auth_token_info:
-            raise NoCloudConfigured(
-                reason="the request carries no validated Keystone token")
-        session = keystone.user_session(context)
+    session = user_or_trust_session(context, trust_id=trust_id)
     kwargs.setdefault("region_name", CONF[keystone.CLIENTS_GROUP].region_name)
     kwargs.setdefault("interface", CONF[keystone.CLIENTS_GROUP].interface)
     return openstack.connection.Connection(
