@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     common.setup(argv, "karbor-api")
     from karbor.cmd.api_server import APIServer
     from karbor.services.heartbeat import Heartbeat
+    from karbor.services.protection import jobboard
 
+    jobboard.check_config()  # the API posts the jobs: a malformed URL stops it here
     api = APIServer()
     beat = Heartbeat("karbor-api")
     beat.start()

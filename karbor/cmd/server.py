@@ -16,8 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     from karbor.cmd.api_server import APIServer
     from karbor.services.heartbeat import Heartbeat
     from karbor.services.operationengine.engine import OperationEngine
+    from karbor.services.protection import jobboard
     from karbor.services.protection.worker import ProtectionWorker
 
+    jobboard.check_config()
     api = APIServer()  # first: a configuration error stops us before anything runs
     beats = [Heartbeat("karbor-api"), Heartbeat("karbor-protection"),
              Heartbeat("karbor-operationengine")]
