@@ -132,7 +132,15 @@ def _load_provider(path: str) -> Provider | None:
     if not conf.provider.id or not conf.provider.name:
         LOG.error("provider file %s lacks a name or an id; skipped", path)
         return None
-    return Provider(conf, path)
+    provider = Provider(conf, path)
+    if config.CONF.auth_strategy != "keystone" and any(
+            getattr(cls, "needs_cloud", False) for cls in provider.plugin_classes.values()):
+        # Its plugins act on OpenStack services, which only exist with Keystone (as the
+        # cloud protectables of the protectable registry).
+        LOG.info("provider %s (%s) needs an OpenStack cloud: not offered with auth_strategy "
+                 "= %s", provider.name, path, config.CONF.auth_strategy)
+        return None
+    return provider
 
 
 class ProviderRegistry:
