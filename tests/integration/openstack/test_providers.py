@@ -24,6 +24,8 @@ OS_PROVIDERS = {
                                              "karbor-swift-bank-plugin"),
     "6659007d-6f66-4a0f-9cb4-17d6aded0bb9": ("OS Infra Provider with local file system bank",
                                              "karbor-fs-bank-plugin"),
+    "3b7c2e5d-9f41-4a6b-8d0e-5c2f7a1b9e64": ("OS Infra Provider with S3 bank",
+                                             "karbor-s3-bank-plugin"),
 }
 
 
@@ -54,4 +56,6 @@ def test_openstack_providers_offered_with_keystone(conf):
         schemas = provider.extended_info_schema()
         assert set(schemas) == {"options_schema", "restore_schema", "saved_info_schema",
                                 "verify_schema"}
-        assert "OS::Glance::Image" in provider.plugin_classes
+        # every OpenStack resource type the original's OS Infra Provider covered
+        assert {"OS::Glance::Image", "OS::Nova::Server", "OS::Neutron::Network",
+                "OS::Manila::Share", "OS::Trove::Instance"} <= set(provider.plugin_classes)
