@@ -110,7 +110,7 @@ def test_openstack_protectables_without_the_services(karbor_os: KeystoneKarbor):
         assert resource_type in listed, listed
 
     # the original's edges: server -> volume, image; project -> all four
-    assert _types(srv.ok(demo, "protectable-show", SERVER)) == [VOLUME, IMAGE]
+    assert _types(srv.ok(demo, "protectable-show", SERVER)) == [VOLUME, IMAGE, NETWORK]
     project_deps = _types(srv.ok(demo, "protectable-show", PROJECT))
     assert {SERVER, VOLUME, IMAGE, NETWORK} <= set(project_deps), project_deps
     for leaf in (VOLUME, IMAGE, NETWORK):

@@ -56,8 +56,10 @@ def test_registry_edges_and_noauth_expansion(noauth):
     registry = ProtectableRegistry(
         [cls() for cls in reversed(CLOUD_PLUGINS)] + [ProjectProtectablePlugin()])
     assert registry.list_resource_types()[0] == constants.PROJECT_RESOURCE_TYPE
+    # The server's network topology is a child too (an addition to the original's edges).
     assert registry.dependent_types(constants.SERVER_RESOURCE_TYPE) == [
-        constants.VOLUME_RESOURCE_TYPE, constants.IMAGE_RESOURCE_TYPE]
+        constants.VOLUME_RESOURCE_TYPE, constants.IMAGE_RESOURCE_TYPE,
+        constants.NETWORK_RESOURCE_TYPE]
     assert registry.dependent_types(constants.PROJECT_RESOURCE_TYPE) == [
         constants.SERVER_RESOURCE_TYPE, constants.VOLUME_RESOURCE_TYPE,
         constants.IMAGE_RESOURCE_TYPE, constants.NETWORK_RESOURCE_TYPE]

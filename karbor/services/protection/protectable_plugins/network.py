@@ -20,7 +20,9 @@ class NetworkProtectablePlugin(OpenStackProtectablePlugin):
     _SERVICE = "Neutron"
 
     def get_parent_resource_types(self):
-        return (constants.PROJECT_RESOURCE_TYPE,)
+        # A server depends on its project's topology (an addition to the original): the
+        # topology is then restored before the server is created on it.
+        return (constants.PROJECT_RESOURCE_TYPE, constants.SERVER_RESOURCE_TYPE)
 
     def _topology(self, context, project_id) -> list[Resource]:
         nets = self._listing(context, "list networks",
@@ -45,4 +47,6 @@ class NetworkProtectablePlugin(OpenStackProtectablePlugin):
             reason="the network topology is the caller's project id, with networks")
 
     def _dependents(self, context, parent_resource):
+        if parent_resource.type == constants.SERVER_RESOURCE_TYPE:
+            return self._topology(context, context.project_id)
         return self._topology(context, parent_resource.id)
