@@ -107,17 +107,35 @@ database_opts = [
                 help="Create or upgrade the schema when a service starts."),
 ]
 
+coordination_opts = [
+    cfg.StrOpt("backend_url", default="", secret=True,
+               help="Redis URL of the TaskFlow jobboard that hands operations to the "
+                    "protection workers, e.g. redis://:password@127.0.0.1:6379/0 "
+                    "(rediss:// for TLS). Empty: workers find operations by polling the "
+                    "database only. Either way the database is the record of what must run. "
+                    "Give each Karbor deployment its own Redis database number."),
+    cfg.FloatOpt("reconcile_interval", default=30.0, min=0.5,
+                 help="With a jobboard, seconds between two scans of the database for "
+                      "operations that are runnable but have no job on the board (Redis "
+                      "lost it, or was down when the API posted it); they are posted "
+                      "again."),
+]
+
 CONF.register_cli_opts(cli_opts)
 CONF.register_opts(core_opts)
 CONF.register_opts(database_opts, group="database")
+CONF.register_opts(coordination_opts, group="coordination")
 
 
 def list_opts():
     """Options for oslo-config-generator."""
     from karbor.common import keystone  # imports this module: only here, not at the top
+    from karbor.services.protection.protectable_plugins import directory, postgresql
 
     return [("DEFAULT", cli_opts + core_opts), ("database", database_opts),
-            *keystone.list_opts()]
+            ("coordination", coordination_opts), *keystone.list_opts(),
+            ("local_directory", directory.local_directory_opts),
+            ("postgresql", postgresql.postgresql_opts)]
 
 
 def database_url() -> str:
