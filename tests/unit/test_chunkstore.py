@@ -253,6 +253,75 @@ def test_several_streams_in_one_session_share_packs(make):
     assert read_all(store, "a") == a and read_all(store, "b") == b + a
 
 
+def test_block_reads_cut_exactly_like_fastcdc_over_the_whole_stream():
+    """The chunker reads blocks and cuts each with FastCDC, carrying the undecided tail
+    over: the cuts equal pyfastcdc's stream cuts, whatever the reads return."""
+    from pyfastcdc import FastCDC
+
+    from karbor.services.protection.chunkstore.chunker import Chunker
+
+    data = rand(3 * MiB, 12) + bytes(700 * KiB) + rand(500 * KiB, 13)
+    expected = [bytes(c.data) for c in FastCDC(
+        SMALL.avg_size, min_size=SMALL.min_size, max_size=SMALL.max_size,
+        normalized_chunking=SMALL.normalization, seed=99).cut_stream(io.BytesIO(data))]
+
+    class ShortReads:
+        def __init__(self):
+            self._f = io.BytesIO(data)
+            self._rnd = random.Random(5)
+
+        def read(self, n):
+            return self._f.read(min(n, self._rnd.randint(1, 50_000)))
+
+    chunker = Chunker(SMALL, 99)
+    for source, kw in [(io.BytesIO(data), {}), (io.BytesIO(data), {"block_size": 1}),
+                       (io.BytesIO(data), {"size_hint": len(data)}),
+                       (io.BytesIO(data), {"size_hint": 100}), (ShortReads(), {})]:
+        views = list(chunker.chunks(source, **kw))
+        assert [bytes(v) for v in views] == expected  # views stay valid
+    assert list(chunker.chunks(io.BytesIO(b""), size_hint=0)) == []
+
+
+def test_stream_of_many_sources_and_reuse(make):
+    """One manifest from several sources: no chunk spans two, offsets are returned, and
+    chunks the store has are appended without reading; a missing one is refused."""
+    store = make()
+    a, b, c = rand(150 * KiB, 30), b"small file", rand(90 * KiB, 31)
+    with store.session() as s:
+        st = s.stream("tree", {"k": 1})
+        assert [st.write(io.BytesIO(x), len(x)) for x in (a, b, c)] == \
+            [0, len(a), len(a) + len(b)]
+        m1 = st.close()
+    assert read_all(store, "tree") == a + b + c
+    assert store.get_manifest("tree").metadata == {"k": 1}
+    sizes = [n for _, n in m1.chunks]
+    ends = {sum(sizes[:i + 1]) for i in range(len(sizes))}
+    assert {len(a), len(a) + len(b)} <= ends  # cut at every source boundary
+    b_chunk = [(cid, n) for cid, n in m1.chunks if n == len(b)]
+    with store.session() as s:
+        st = s.stream("again")
+        assert st.reuse(m1.chunks)
+        assert not st.reuse([(bytes(32), 5)])  # not in the store: nothing appended
+        assert st.reuse(b_chunk)
+        m2 = st.close()
+        assert m2.stats.new_chunks == 0 and m2.stats.bytes_in == len(a + b + c + b)
+    assert read_all(store, "again") == a + b + c + b
+    assert store.verify("again").ok
+
+
+@both
+def test_incompressible_chunks_are_stored_without_trying_zstd(make, passphrase):
+    from karbor.services.protection.chunkstore import blob
+
+    store = make(passphrase, chunker=ChunkerParams(min_size=256 * KiB, avg_size=MiB,
+                                                   max_size=4 * MiB), pack_size=8 * MiB)
+    noise, text = rand(300 * KiB, 40), b"some words repeat, " * 20_000
+    assert blob._incompressible(noise) and not blob._incompressible(text)
+    m = store.write_bytes(noise + text, "mixed")
+    assert m.stats.stored_bytes < len(noise) + len(text) // 10
+    assert read_all(store, "mixed") == noise + text
+
+
 def test_concurrent_writers_in_one_process(make):
     store = make()
     datas = {f"w{i}": rand(500 * KiB, 20 + i % 2) + bytes([i]) * 1000 for i in range(4)}
@@ -725,3 +794,69 @@ def test_layout_keys():
     assert key == "packs/00/" + pid.hex()
     assert layout.pack_id_from_key(key) == pid
     assert layout.pack_id_from_key("packs/01/" + pid.hex()) is None
+
+
+# ------------------------------------------------------------------ directory plugin trees
+
+
+def _tree_files(root) -> dict[str, bytes]:
+    out = {}
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = fh.read()
+    return out
+
+
+def test_directory_files_cache_and_version_1_trees(make, tmp_path, monkeypatch):
+    """The second protect reads only the files that changed (the files cache), and a
+    version-1 tree (a manifest per file) still restores and verifies."""
+    from karbor.services.protection.chunkstore.chunker import Chunker
+    from karbor.services.protection.protection_plugins import directory
+
+    store = make()
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(20):
+        (src / "sub" / f"f{i}").write_bytes(rand(1000 * (i + 1), 70 + i))
+    (src / "big").write_bytes(rand(600 * KiB, 90))
+    (src / "empty").write_bytes(b"")
+    old = time.time_ns() - 10 ** 10  # the cache trusts files older than the last backup
+    for p in [*src.rglob("*")]:
+        os.utime(p, ns=(old, old))
+    time.sleep(1.1)  # and whose ctime is a second older than its start
+    tree1 = directory.protect_tree(store, str(src), "cp1", "res")
+    assert tree1["version"] == 2
+    (src / "sub" / "f3").write_bytes(b"changed")
+    read = []
+    real = Chunker.chunks
+
+    def counting(self, fileobj, *a, **kw):
+        read.append(os.readlink(f"/proc/self/fd/{fileobj.fileno()}"))
+        return real(self, fileobj, *a, **kw)
+
+    monkeypatch.setattr(Chunker, "chunks", counting)
+    tree2 = directory.protect_tree(store, str(src), "cp2", "res")
+    monkeypatch.undo()
+    assert read == [str(src / "sub" / "f3")]
+    out = tmp_path / "out"
+    directory.restore_tree(store, tree2, str(out), "cp2", "res", in_place=False)
+    assert _tree_files(out) == _tree_files(src)
+    assert directory.verify_tree(store, tree2, "cp2", "res") == []
+
+    # version 1: one manifest per file, entries without "offset"
+    entries = [{"path": "", "type": "dir", "mode": 0o755, "mtime_ns": old, "uid": 0,
+                "gid": 0}]
+    with store.session() as s:
+        for i, data in enumerate([rand(200 * KiB, 5), b"tiny", rand(70 * KiB, 6)]):
+            s.write_stream(io.BytesIO(data), f"dir/old/res/f{i}")
+            entries.append({"path": f"v{i}", "type": "file", "mode": 0o644,
+                            "mtime_ns": old, "uid": 0, "gid": 0, "size": len(data),
+                            "stream": f"f{i}", "sparse": False})
+    tree_v1 = {"version": 1, "source": str(src), "entries": entries, "skipped": []}
+    out1 = tmp_path / "out1"
+    directory.restore_tree(store, tree_v1, str(out1), "old", "res", in_place=False)
+    assert (out1 / "v0").read_bytes() == rand(200 * KiB, 5)
+    assert (out1 / "v1").read_bytes() == b"tiny"
+    assert directory.verify_tree(store, tree_v1, "old", "res") == []

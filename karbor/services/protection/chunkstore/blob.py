@@ -41,14 +41,30 @@ def chunk_aad(chunk_id: bytes) -> bytes:
     return crypto.AAD_CHUNK + chunk_id
 
 
-def encode_chunk(sealer: crypto.Sealer, chunk_id: bytes, data: bytes, level: int) -> bytes:
-    """The stored form of a chunk: compressed if that helps, then sealed under its id."""
+SAMPLE = 16 * 1024     # four samples of a big chunk predict whether zstd pays off
+
+
+def _incompressible(data) -> bool:
+    """Whether four samples spread over a big chunk barely compress (random or already
+    compressed data): then the chunk is stored as is without trying zstd on all of it."""
+    n = len(data)
+    if n < 16 * SAMPLE:
+        return False
+    view = memoryview(data)
+    step = n // 4
+    sample = b"".join(view[i * step:i * step + SAMPLE] for i in range(4))
+    return len(_compressor(1).compress(sample)) > len(sample) * 0.97
+
+
+def encode_chunk(sealer: crypto.Sealer, chunk_id: bytes, data, level: int) -> bytes | bytearray:
+    """The stored form of a chunk: compressed if that helps, then sealed under its id
+    (for a pack: it may be a bytearray)."""
     comp, body = COMP_NONE, data
-    if level > 0:
+    if level > 0 and not _incompressible(data):
         packed = _compressor(level).compress(data)
         if len(packed) < len(data):
             comp, body = COMP_ZSTD, packed
-    return sealer.seal(comp, body, chunk_aad(chunk_id))
+    return sealer.seal(comp, body, chunk_aad(chunk_id), mutable=True)
 
 
 def decode_chunk(sealer: crypto.Sealer, chunk_id: bytes, raw_length: int, stored) -> bytes:

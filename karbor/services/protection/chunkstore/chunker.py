@@ -6,6 +6,7 @@ unchanged region of a source yields the same chunks in every checkpoint, whereve
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -48,18 +49,72 @@ class ChunkerParams:
                    int(data["normalization"])).validate()
 
 
+BLOCK_CHUNKS = 4   # a block read holds this many largest chunks
+
+
 class Chunker:
+    """Cuts streams into chunks. Thread-safe (one FastCDC per thread)."""
+
     def __init__(self, params: ChunkerParams, seed: int):
         self.params = params.validate()
         self._seed = seed
+        self._local = threading.local()
 
-    def chunks(self, fileobj) -> Iterator[memoryview]:
-        """Chunks of a stream (``readinto`` or ``read``); each view is valid until the next.
+    def _cdc(self) -> FastCDC:
+        cdc = getattr(self._local, "cdc", None)
+        if cdc is None:
+            p = self.params
+            cdc = self._local.cdc = FastCDC(p.avg_size, min_size=p.min_size,
+                                            max_size=p.max_size,
+                                            normalized_chunking=p.normalization,
+                                            seed=self._seed)
+        return cdc
 
-        Memory: one buffer of about twice ``max_size``.
+    def chunks(self, fileobj, size_hint: int | None = None,
+               block_size: int | None = None) -> Iterator[memoryview]:
+        """Chunks of a stream (``readinto`` or ``read``), as views that stay valid (each
+        block read is a new buffer, never reused), so they can be hashed and compressed on
+        other threads without a copy.
+
+        The stream is read in blocks of ``block_size`` (default 4 ``max_size``; of
+        ``size_hint + 1`` when that is
+        smaller: a file of known size is read in one block); a chunk never ends at a block
+        boundary unless the stream does, so the cuts are exactly FastCDC's over the whole
+        stream. Memory: the blocks the caller still holds chunks of, plus one.
         """
-        p = self.params
-        cdc = FastCDC(p.avg_size, min_size=p.min_size, max_size=p.max_size,
-                      normalized_chunking=p.normalization, seed=self._seed)
-        for chunk in cdc.cut_stream(fileobj):
-            yield chunk.data
+        cdc = self._cdc()
+        max_size = self.params.max_size
+        block_size = max(block_size or BLOCK_CHUNKS * max_size, 2 * max_size)
+        if size_hint is not None and size_hint >= 0:
+            block_size = min(block_size, size_hint + 1)
+        readinto = getattr(fileobj, "readinto", None)
+        carry = memoryview(b"")
+        eof = False
+        while not eof:
+            cap = max(block_size, len(carry) + max_size) if len(carry) else block_size
+            buf = bytearray(cap)
+            view = memoryview(buf)
+            filled = len(carry)
+            view[:filled] = carry
+            carry = memoryview(b"")
+            while filled < cap:
+                if readinto is not None:
+                    n = readinto(view[filled:])
+                else:
+                    data = fileobj.read(cap - filled)
+                    n = len(data)
+                    view[filled:filled + n] = data
+                if not n:
+                    eof = True
+                    break
+                filled += n
+            if not filled:
+                return
+            data = view[:filled]
+            for chunk in cdc.cut_buf(data):
+                if not eof and filled - chunk.offset < max_size:
+                    # the cut may depend on bytes not read yet: cut again with them
+                    carry = data[chunk.offset:]
+                    break
+                yield chunk.data
+            del data, view

@@ -131,7 +131,9 @@ class Sealer:
         """The 32-byte keyed BLAKE3 of a chunk's plaintext: its name in the store."""
         return blake3.blake3(data, key=self._id_key).digest()
 
-    def seal(self, comp: int, body, aad: bytes) -> bytes:
+    def seal(self, comp: int, body, aad: bytes, mutable: bool = False) -> bytes | bytearray:
+        """The sealed object; ``mutable``: may be a bytearray (saves a copy of the body,
+        for blobs that only go into a pack)."""
         head = bytes((comp,))
         if self._aead is None:
             h = blake3.blake3(aad)
@@ -139,8 +141,17 @@ class Sealer:
             h.update(body)
             return b"".join((bytes((MODE_PLAIN,)), head, body, h.digest(length=CHECKSUM_LEN)))
         nonce = os.urandom(NONCE_LEN)
-        ct = self._aead.encrypt(nonce, head + bytes(body), aad)
-        return b"".join((bytes((MODE_AES_GCM,)), nonce, ct))
+        if not mutable:
+            ct = self._aead.encrypt(nonce, head + bytes(body), aad)
+            return b"".join((bytes((MODE_AES_GCM,)), nonce, ct))
+        plain = bytearray(1 + len(body))
+        plain[0] = comp
+        plain[1:] = body
+        out = bytearray(1 + NONCE_LEN + len(plain) + TAG_LEN)
+        out[0] = MODE_AES_GCM
+        out[1:1 + NONCE_LEN] = nonce
+        self._aead.encrypt_into(nonce, plain, aad, memoryview(out)[1 + NONCE_LEN:])
+        return out
 
     def open(self, obj, aad: bytes) -> tuple[int, memoryview]:
         """``(comp, body)`` of a sealed object; ``SealError`` if it fails its check."""

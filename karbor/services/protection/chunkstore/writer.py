@@ -1,10 +1,13 @@
 """Write sessions: chunk, hash, dedup, compress, seal, pack and upload, in bounded memory.
 
-Pipeline: the caller's thread reads and cuts the source (pyfastcdc releases the GIL while
-cutting) and hands each chunk to the CPU pool, which hashes it and, when the store lacks it,
-compresses and seals it (BLAKE3, zstd and AES-GCM release the GIL: both cores work). Results
+Pipeline: the caller's thread reads the source in blocks and cuts them (pyfastcdc releases
+the GIL while cutting) and hands each chunk, a view of its block (no copy), to the CPU
+pool, which hashes it and, when the store lacks it, compresses and seals it (BLAKE3, zstd
+and AES-GCM release the GIL: both cores work). Results
 are taken back in source order; new blobs fill a pack, and full packs go to the I/O pool to
 be stored. At most ``queue_depth`` chunks and ``pending_uploads`` packs are in flight.
+A ``StreamBuilder`` keeps that pipeline full across many sources of one manifest (the
+files of a directory) and appends the chunks of unchanged sources without reading them.
 
 Protocol (what garbage collection relies on, see gc.py): the lease is written before the
 index and the condemned records are read; packs are stored before the index file that lists
@@ -82,12 +85,15 @@ class WriteSession:
 
     def write_stream(self, fileobj, name: str, metadata: dict | None = None) -> Manifest:
         """Store a stream; its manifest is written by ``commit()``. Returns the manifest."""
-        layout.check_name(name)
-        chunks: list[tuple[bytes, int]] = []
-        stats = WriteStats()
-        items = ((bytes(view), None) for view in self._store.chunker.chunks(fileobj))
-        self._ingest(items, chunks, stats)
-        return self.add_manifest(Manifest(name, chunks, dict(metadata or {}), stats=stats))
+        builder = self.stream(name, metadata)
+        builder.write(fileobj)
+        return builder.close()
+
+    def stream(self, name: str, metadata: dict | None = None) -> StreamBuilder:
+        """A manifest assembled from several sources (``write``, ``reuse``), pipelined
+        across them: ``close()`` stages it. See StreamBuilder."""
+        self._check_open()
+        return StreamBuilder(self, layout.check_name(name), dict(metadata or {}))
 
     def add_chunks(self, items) -> WriteStats:
         """Store ``(chunk_id, data)`` pairs (copying from a store with the same id key)."""
@@ -116,7 +122,7 @@ class WriteSession:
             self.stats.add(manifest.stats)
         return manifest
 
-    def _digest(self, data: bytes, expected: bytes | None):
+    def _digest(self, data, expected: bytes | None):
         """CPU pool: the chunk id, and the sealed blob unless the store has the chunk."""
         cid = self._sealer.chunk_id(data)
         if expected is not None and cid != expected:
@@ -245,3 +251,96 @@ class WriteSession:
     def _check_open(self) -> None:
         if self._closed:
             raise ChunkStoreError(reason="write session is closed")
+
+
+class StreamBuilder:
+    """One manifest from many sources, e.g. the files of a directory tree.
+
+    ``write(fileobj)`` appends a source's chunks (cut on their own: a chunk never spans two
+    sources, so each source's chunks can be reused alone later) and returns where the
+    source starts in the stream; ``reuse(chunks)`` appends chunks the store already has
+    without reading anything (False, appending nothing, if one of them is missing).
+    Chunks of successive sources are hashed and compressed without waiting at source
+    boundaries; ``close()`` waits for the last ones and stages the manifest.
+    """
+
+    def __init__(self, session: WriteSession, name: str, metadata: dict):
+        self._session = session
+        self.name = name
+        self.metadata = metadata
+        self.chunks: list = []          # (chunk_id, length); None while being hashed
+        self.size = 0
+        self.stats = WriteStats()
+        self._inflight: deque[tuple[int, futures.Future]] = deque()
+        self._depth = session._store.tuning.queue_depth
+        self._closed = False
+
+    def write(self, fileobj, size_hint: int | None = None) -> int:
+        """Append everything ``fileobj`` yields; returns its offset in the stream."""
+        s = self._session
+        s._check_open()
+        start = self.size
+        pool = s._store.cpu_pool
+        try:
+            for view in s._store.chunker.chunks(fileobj, size_hint):
+                self._submit(pool.submit(s._digest, view, None), len(view))
+                del view
+        except BaseException:
+            self._cancel()
+            raise
+        return start
+
+    def reuse(self, chunks) -> bool:
+        """Append chunks the store holds (live, not condemned) without reading them."""
+        s = self._session
+        if not all(s.has(cid) for cid, _ in chunks):
+            return False
+        for cid, n in chunks:
+            self.chunks.append((cid, n))
+            self.size += n
+            self.stats.bytes_in += n
+            self.stats.chunks += 1
+        return True
+
+    def _submit(self, fut: futures.Future, n: int) -> None:
+        self._inflight.append((len(self.chunks), fut))
+        self.chunks.append(None)
+        self.size += n
+        while len(self._inflight) >= self._depth:
+            self._take()
+
+    def _take(self) -> None:
+        slot, fut = self._inflight.popleft()
+        cid, n, sealed = fut.result()
+        self.chunks[slot] = (cid, n)
+        stats = self.stats
+        stats.bytes_in += n
+        stats.chunks += 1
+        s = self._session
+        if sealed is None or s.has(cid):
+            return
+        stats.new_chunks += 1
+        stats.new_bytes += n
+        stats.stored_bytes += len(sealed)
+        s._add(cid, sealed, n)
+
+    def _cancel(self) -> None:
+        for _, f in self._inflight:
+            f.cancel()
+        futures.wait([f for _, f in self._inflight])
+        self._inflight.clear()
+        self._closed = True
+
+    def close(self) -> Manifest:
+        """Wait for the chunks in flight and stage the manifest (see WriteSession)."""
+        if self._closed:
+            raise ChunkStoreError(reason=f"stream {self.name} is closed")
+        try:
+            while self._inflight:
+                self._take()
+        except BaseException:
+            self._cancel()
+            raise
+        self._closed = True
+        return self._session.add_manifest(Manifest(self.name, self.chunks, self.metadata,
+                                                   stats=self.stats))
