@@ -409,3 +409,32 @@ def test_failed_backup_leaves_nothing_behind(karbor_cinder: CinderKarbor,
     wait_for(lambda: len(cinder.snapshots({vid})) + len(cinder.backups({vid})), {0},
              timeout=120, interval=1, what="no orphan snapshot or backup")
     cinder.delete_volume(vid)
+
+
+@pytest.mark.parametrize("provider,limit", [(OS_INFRA, "backups"), (OS_SNAPSHOT, "snapshots")])
+def test_cinder_quota_exceeded(karbor_cinder: CinderKarbor, openstack_cloud: OpenStackCloud,
+                               provider: str, limit: str):
+    """The project may make no more backups (or snapshots): the checkpoint is ``error`` with
+    Cinder's quota message, and nothing Karbor started stays behind."""
+    srv, demo = karbor_cinder, karbor_cinder.keystone.demo
+    cinder = Cinder(openstack_cloud, demo)
+    project_id = openstack_cloud.token(demo)[1]
+    vid = cinder.create_volume(f"over-{limit}")
+    plan = props(srv.ok(demo, "plan-create", f"over {limit}", provider,
+                        f"{vid}={VOLUME}=over-{limit}"))
+    openstack_cloud.admin_request("PUT", f"/os-quota-sets/{project_id}",
+                                  json={"quota_set": {limit: 0}})
+    try:
+        created = props(srv.ok(demo, "checkpoint-create", provider, plan["id"]))
+        cp = wait_checkpoint(srv, demo, provider, created["id"], {"available"})
+        assert cp["status"] == "error", cp
+        logs = srv.request("GET", "operation_logs", account=demo,
+                           params={"checkpoint_id": created["id"]}).json()["operation_logs"]
+        reason = logs[0]["error_info"] or ""
+        assert vid in reason and "exceeded" in reason.lower(), reason
+        wait_for(lambda: len(cinder.snapshots({vid})) + len(cinder.backups({vid})), {0},
+                 timeout=120, interval=1, what="no orphan snapshot or backup")
+    finally:
+        openstack_cloud.admin_request("DELETE", f"/os-quota-sets/{project_id}")
+    delete_checkpoint(srv, provider, created["id"])
+    cinder.delete_volume(vid)
