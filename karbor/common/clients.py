@@ -91,16 +91,8 @@ def translate(exc: Exception, doing: str) -> exception.KarborException:
                    f"{CONF[keystone.CLIENTS_GROUP].interface}): {exc}")
     if isinstance(exc, sdk_exc.HttpException):
         status = exc.status_code or 500
-        text = f"Karbor cannot {doing}: {exc.details or exc.message} (HTTP {status})"
-        if status == 401:
-            return exception.NotAuthenticated(text)
-        if status == 403:
-            return exception.NotAuthorized(text)
-        if status == 404:
-            return exception.NotFound(text)
-        if 400 <= status < 500:
-            return exception.Invalid(text)
-        return exception.ServiceUnavailable(reason=text)
+        return keystone.http_error(
+            status, f"Karbor cannot {doing}: {exc.details or exc.message} (HTTP {status})")
     if isinstance(exc, ks_exc.HttpError):
         return keystone.identity_error(exc, doing)
     if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):

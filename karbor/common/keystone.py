@@ -77,6 +77,19 @@ def enabled() -> bool:
 # --------------------------------------------------------------------------- errors
 
 
+def http_error(status: int, text: str) -> exception.KarborException:
+    """The Karbor exception (and so the API status) of a service's HTTP error ``status``."""
+    if status == 401:
+        return exception.NotAuthenticated(text)
+    if status == 403:
+        return exception.NotAuthorized(text)
+    if status == 404:
+        return exception.NotFound(text)
+    if 400 <= status < 500:
+        return exception.Invalid(text)
+    return exception.ServiceUnavailable(reason=text)
+
+
 def identity_error(exc: Exception, doing: str) -> exception.KarborException:
     """A Karbor exception with a status and a message the API can show for ``exc``."""
     if isinstance(exc, exception.KarborException):
@@ -84,16 +97,7 @@ def identity_error(exc: Exception, doing: str) -> exception.KarborException:
     if isinstance(exc, ks_exc.HttpError):
         detail = exc.details or exc.message or type(exc).__name__
         status = exc.http_status or 500
-        text = f"Keystone refused to {doing}: {detail} (HTTP {status})"
-        if status == 401:
-            return exception.NotAuthenticated(text)
-        if status == 403:
-            return exception.NotAuthorized(text)
-        if status == 404:
-            return exception.NotFound(text)
-        if 400 <= status < 500:
-            return exception.Invalid(text)
-        return exception.ServiceUnavailable(reason=text)
+        return http_error(status, f"Keystone refused to {doing}: {detail} (HTTP {status})")
     if isinstance(exc, ks_exc.MissingRequiredOptions):
         return exception.ServiceUnavailable(
             reason=f"Karbor cannot {doing}: the [{TRUSTEE_GROUP}] section lacks "

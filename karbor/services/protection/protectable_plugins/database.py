@@ -16,7 +16,7 @@ from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
 
-from karbor.common import clients, constants, exception
+from karbor.common import clients, constants, exception, keystone
 from karbor.services.protection.protectable_plugins._openstack import (
     OpenStackProtectablePlugin,
 )
@@ -48,16 +48,8 @@ def trove_error(exc: Exception, doing: str) -> exception.KarborException:
         return exc
     if isinstance(exc, ks_exc.HttpError):
         status = exc.http_status or 500
-        text = f"Karbor cannot {doing}: Trove answered {_detail(exc)} (HTTP {status})"
-        if status == 401:
-            return exception.NotAuthenticated(text)
-        if status == 403:
-            return exception.NotAuthorized(text)
-        if status == 404:
-            return exception.NotFound(text)
-        if 400 <= status < 500:
-            return exception.Invalid(text)
-        return exception.ServiceUnavailable(reason=text)
+        return keystone.http_error(
+            status, f"Karbor cannot {doing}: Trove answered {_detail(exc)} (HTTP {status})")
     return clients.translate(exc, doing)
 
 

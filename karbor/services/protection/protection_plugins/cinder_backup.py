@@ -19,11 +19,12 @@ created (snapshot, backup, new volume) is removed again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
-from karbor.common import constants, exception
-from karbor.services.protection import protection_plugin
+from oslo_config import cfg
+
+from karbor.common import constants
+from karbor.services.protection.protection_plugins import _cloud, _params
 from karbor.services.protection.protection_plugins import cinder_common as cc
 
 LOG = logging.getLogger(__name__)
@@ -96,8 +97,6 @@ SAVED_INFO_SCHEMA = {
 
 
 def _opts():
-    from oslo_config import cfg
-
     return cc.plugin_opts() + [
         cfg.BoolOpt("backup_from_snapshot", default=True,
                     help="Take a temporary snapshot of every volume in the prepare phase "
@@ -106,25 +105,11 @@ def _opts():
     ]
 
 
-def _get(section, key):
-    try:
-        return section.get_object(key)
-    except exception.BankObjectNotFound:
-        return None
+_get = _cloud.get_object
+_drop = _cloud.drop
 
 
-def _drop(section, key) -> None:
-    with contextlib.suppress(exception.BankObjectNotFound):
-        section.delete_object(key)
-
-
-class _Base(protection_plugin.Operation):
-    def __init__(self, opts):
-        self._opts = opts
-
-    def _wait_kw(self) -> dict:
-        return {"interval": self._opts.poll_interval, "timeout": self._opts.poll_timeout}
-
+class _Base(_cloud.Operation):
     def _wait_volume_usable(self, conn, volume_id: str):
         return cc.wait(lambda: conn.block_storage.get_volume(volume_id),
                        success=cc.VOLUME_USABLE, failure=cc.VOLUME_FAILED,
@@ -187,7 +172,7 @@ class _Protect(_Base):
                      "name": parameters.get("backup_name") or f"karbor-{checkpoint.id}",
                      "description": parameters.get("description")
                      or f"Karbor checkpoint {checkpoint.id}",
-                     "force": cc.as_bool(parameters.get("force")),
+                     "force": _params.flag(parameters, "force"),
                      "is_incremental": self._mode(conn, resource.id, mode)}
             if parameters.get("container"):
                 attrs["container"] = parameters["container"]
@@ -200,7 +185,7 @@ class _Protect(_Base):
                                                "backup_id": backup_id})
             cc.wait(lambda: conn.block_storage.get_backup(backup_id),
                     success=("available",), failure=("error", cc.NOT_FOUND),
-                    waiting=("creating", "backing-up"), reason_attr="fail_reason",
+                    waiting=("creating", "backing-up"), reason=_cloud.attr("fail_reason"),
                     what=f"backup {backup_id} of volume {resource.id}", **self._wait_kw())
         except Exception as exc:
             if backup_id:
@@ -292,82 +277,39 @@ class _Restore(_Base):
         cc.record(kwargs, "restore", resource.type, new_id, "available")
 
 
-class _Verify(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        try:
-            backup_id = _backup_id(checkpoint, resource)
-            conn = cc.connection(context)
-            status, backup = cc.status_of(lambda: conn.block_storage.get_backup(backup_id))
-        except Exception as exc:
-            reason = f"Cannot check the backup of volume {resource.id}: {exc}"
-            cc.record(kwargs, "verify", resource.type, resource.id, "error", reason)
-            raise cc.CinderError(reason=reason) from exc
-        if status != "available":
-            reason = f"The status of volume backup status is {status}."
-            cc.record(kwargs, "verify", resource.type, resource.id, status, reason)
-            raise cc.CinderError(reason=f"volume {resource.id}: {reason}")
-        cc.record(kwargs, "verify", resource.type, resource.id, "available")
+class _Verify(_cloud.StatusVerify):
+    ERROR = cc.CinderError
+    SAVED, NOUN = "the backup", "volume"
+    BAD = "The status of volume backup status is {status}."
 
-
-class _Delete(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        metadata = _get(section, "metadata") or {}
-        backup_id = metadata.get("backup_id")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETING)
+    def check(self, checkpoint, resource, context):
+        backup_id = _backup_id(checkpoint, resource)
         conn = cc.connection(context)
-        try:
-            if backup_id:
-                cc.delete_backup(conn, backup_id, **self._wait_kw())
-            snapshot_id = (_get(section, "snapshot") or {}).get("snapshot_id")
-            if snapshot_id:  # left over by an interrupted protect
-                cc.delete_snapshot(conn, snapshot_id, **self._wait_kw())
-        except Exception as exc:
-            section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
-            raise cc.CinderError(reason=f"Error deleting the backup of volume {resource.id}: "
-                                        f"{exc}") from exc
-        _drop(section, "metadata")
-        _drop(section, "snapshot")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETED)
+        return backup_id, cc.status_of(lambda: conn.block_storage.get_backup(backup_id))[0]
 
 
-class CinderBackupProtectionPlugin(protection_plugin.ProtectionPlugin):
+class _Delete(_cloud.SavedDelete):
+    ERROR = cc.CinderError
+    WHAT = "the backup of volume"
+    DROP = ("metadata", "snapshot")
+
+    def remove(self, section, context):
+        backup_id = (_get(section, "metadata") or {}).get("backup_id")
+        conn = cc.connection(context)
+        if backup_id:
+            cc.delete_backup(conn, backup_id, **self._wait_kw())
+        snapshot_id = (_get(section, "snapshot") or {}).get("snapshot_id")
+        if snapshot_id:  # left over by an interrupted protect
+            cc.delete_snapshot(conn, snapshot_id, **self._wait_kw())
+
+
+class CinderBackupProtectionPlugin(_cloud.Plugin):
     _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
-    #: Only usable with a cloud (Keystone mode): providers using it are hidden otherwise.
-    needs_cloud = True
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._opts = cc.register(config, GROUP, _opts())
-
-    def get_protect_operation(self, resource):
-        return _Protect(self._opts)
-
-    def get_restore_operation(self, resource):
-        return _Restore(self._opts)
-
-    def get_verify_operation(self, resource):
-        return _Verify(self._opts)
-
-    def get_delete_operation(self, resource):
-        return _Delete(self._opts)
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return list(cls._SUPPORT_RESOURCE_TYPES)
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return OPTIONS_SCHEMA
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return RESTORE_SCHEMA
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return VERIFY_SCHEMA
-
-    @classmethod
-    def get_saved_info_schema(cls, resource_type):
-        return SAVED_INFO_SCHEMA
+    GROUP = GROUP
+    OPTS = _opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "delete": _Delete}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA
+    SAVED_INFO_SCHEMA = SAVED_INFO_SCHEMA

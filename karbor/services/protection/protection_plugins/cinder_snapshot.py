@@ -10,11 +10,10 @@ backup.  Waits are bounded (``[volume_snapshot_plugin] poll_interval, poll_timeo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
-from karbor.common import constants, exception
-from karbor.services.protection import protection_plugin
+from karbor.common import constants
+from karbor.services.protection.protection_plugins import _cloud, _params
 from karbor.services.protection.protection_plugins import cinder_common as cc
 
 LOG = logging.getLogger(__name__)
@@ -54,24 +53,9 @@ VERIFY_SCHEMA = {"title": "Volume Snapshot Verify", "type": "object", "propertie
 SAVED_INFO_SCHEMA = {"title": "Volume Snapshot Saved Info", "type": "object", "properties": {}}
 
 
-def _metadata(section) -> dict:
-    try:
-        return section.get_object("metadata") or {}
-    except exception.BankObjectNotFound:
-        return {}
-
-
-def _drop(section, key) -> None:
-    with contextlib.suppress(exception.BankObjectNotFound):
-        section.delete_object(key)
-
-
-class _Base(protection_plugin.Operation):
-    def __init__(self, opts):
-        self._opts = opts
-
-    def _wait_kw(self) -> dict:
-        return {"interval": self._opts.poll_interval, "timeout": self._opts.poll_timeout}
+_metadata = _cloud.metadata_of
+_drop = _cloud.drop
+_Base = _cloud.Operation
 
 
 class _Protect(_Base):
@@ -91,7 +75,7 @@ class _Protect(_Base):
                 name=parameters.get("snapshot_name") or f"karbor-{checkpoint.id}",
                 description=parameters.get("description")
                 or f"Karbor checkpoint {checkpoint.id}",
-                force=cc.as_bool(parameters.get("force")))
+                force=_params.flag(parameters, "force"))
             snapshot_id = snapshot.id
             section.update_object("metadata", {"volume_id": resource.id, "size": volume.size,
                                                "snapshot_id": snapshot_id})
@@ -156,76 +140,34 @@ class _Restore(_Base):
         cc.record(kwargs, "restore", resource.type, new_id, "available")
 
 
-class _Verify(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        try:
-            snapshot_id = _saved(checkpoint, resource)["snapshot_id"]
-            conn = cc.connection(context)
-            status, _ = cc.status_of(lambda: conn.block_storage.get_snapshot(snapshot_id))
-        except Exception as exc:
-            reason = f"Cannot check the snapshot of volume {resource.id}: {exc}"
-            cc.record(kwargs, "verify", resource.type, resource.id, "error", reason)
-            raise cc.CinderError(reason=reason) from exc
-        if status != "available":
-            reason = f"The status of volume snapshot is {status}."
-            cc.record(kwargs, "verify", resource.type, resource.id, status, reason)
-            raise cc.CinderError(reason=f"volume {resource.id}: {reason}")
-        cc.record(kwargs, "verify", resource.type, resource.id, "available")
+class _Verify(_cloud.StatusVerify):
+    ERROR = cc.CinderError
+    SAVED, NOUN = "the snapshot", "volume"
+    BAD = "The status of volume snapshot is {status}."
+
+    def check(self, checkpoint, resource, context):
+        snapshot_id = _saved(checkpoint, resource)["snapshot_id"]
+        conn = cc.connection(context)
+        return snapshot_id, cc.status_of(lambda: conn.block_storage.get_snapshot(snapshot_id))[0]
 
 
-class _Delete(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
+class _Delete(_cloud.SavedDelete):
+    ERROR = cc.CinderError
+    WHAT = "the snapshot of volume"
+
+    def remove(self, section, context):
         snapshot_id = _metadata(section).get("snapshot_id")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETING)
-        try:
-            if snapshot_id:
-                cc.delete_snapshot(cc.connection(context), snapshot_id, **self._wait_kw())
-        except Exception as exc:
-            section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
-            raise cc.CinderError(reason=f"Error deleting the snapshot of volume "
-                                        f"{resource.id}: {exc}") from exc
-        _drop(section, "metadata")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETED)
+        if snapshot_id:
+            cc.delete_snapshot(cc.connection(context), snapshot_id, **self._wait_kw())
 
 
-class VolumeSnapshotProtectionPlugin(protection_plugin.ProtectionPlugin):
+class VolumeSnapshotProtectionPlugin(_cloud.Plugin):
     _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
-    #: Only usable with a cloud (Keystone mode): providers using it are hidden otherwise.
-    needs_cloud = True
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._opts = cc.register(config, GROUP, cc.plugin_opts())
-
-    def get_protect_operation(self, resource):
-        return _Protect(self._opts)
-
-    def get_restore_operation(self, resource):
-        return _Restore(self._opts)
-
-    def get_verify_operation(self, resource):
-        return _Verify(self._opts)
-
-    def get_delete_operation(self, resource):
-        return _Delete(self._opts)
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return list(cls._SUPPORT_RESOURCE_TYPES)
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return OPTIONS_SCHEMA
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return RESTORE_SCHEMA
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return VERIFY_SCHEMA
-
-    @classmethod
-    def get_saved_info_schema(cls, resource_type):
-        return SAVED_INFO_SCHEMA
+    GROUP = GROUP
+    OPTS = cc.plugin_opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "delete": _Delete}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA
+    SAVED_INFO_SCHEMA = SAVED_INFO_SCHEMA

@@ -17,21 +17,19 @@ Provider file options, ``[image_backup_plugin]`` (the original's section): ``pol
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
-from types import SimpleNamespace
 from typing import Any
 
-import openstack.connection
 from openstack import exceptions as sdk_exc
 from oslo_config import cfg
 
-from karbor.common import clients, constants, exception, keystone
-from karbor.common.config import CONF
+from karbor.common import clients, constants, exception
 from karbor.services.protection import protection_plugin
 from karbor.services.protection.chunkstore.errors import ChunkStoreError, ManifestNotFound
-from karbor.services.protection.protection_plugins import _chunks
+from karbor.services.protection.protection_plugins import _chunks, _cloud
 
 LOG = logging.getLogger(__name__)
 
@@ -40,12 +38,11 @@ METADATA_VERSION = 1
 READ_SIZE = 1 << 20
 GROUP = "image_backup_plugin"
 
-image_backup_opts = [
-    cfg.FloatOpt("poll_interval", default=5.0, min=0.05,
-                 help="Seconds between two looks at an image's status."),
-    cfg.FloatOpt("poll_timeout", default=1800.0, min=1.0,
-                 help="Longest wait, in seconds, for an image to become active (before "
-                      "protecting it, and after uploading a restored one)."),
+image_backup_opts = _cloud.poll_opts(
+    5.0, 1800.0, min_interval=0.05, min_timeout=1.0,
+    interval_help="Seconds between two looks at an image's status.",
+    timeout_help="Longest wait, in seconds, for an image to become active (before "
+                 "protecting it, and after uploading a restored one).") + [
     cfg.FloatOpt("io_timeout", default=600.0, min=1.0,
                  help="Longest silence, in seconds, of Glance during one request (a stalled "
                       "download or upload fails after it), unless the [trustee] session "
@@ -69,42 +66,22 @@ _NOT_PROPERTIES = frozenset({
 _RESERVED_PREFIXES = ("os_glance", "owner_specified.")
 
 
-def register_opts(config) -> None:
-    if config is None:
-        return
-    try:
-        config.register_opts(image_backup_opts, group=GROUP)
-    except cfg.DuplicateOptError:
-        pass
-
-
 def _opts(config):
-    if config is None:
-        return SimpleNamespace(**{opt.dest: opt.default for opt in image_backup_opts})
-    register_opts(config)
-    return config[GROUP]
+    return _cloud.options(config, GROUP, image_backup_opts)
 
 
 def _stream_name(checkpoint_id: str, resource_id: str) -> str:
     return f"image/{checkpoint_id}/{resource_id}"
 
 
-class ImageProtectionError(exception.KarborException):
-    message = "%(reason)s"
+class ImageProtectionError(_cloud.CloudError):
+    pass
 
 
 # ---------------------------------------------------------------------------------- Glance
 
-def _call(doing: str, fn, *args, **kwargs):
-    """``fn(...)``, OpenStack errors turned into Karbor's (not-found ones kept)."""
-    try:
-        return fn(*args, **kwargs)
-    except exception.KarborException:
-        raise
-    except Exception as exc:
-        if clients.is_not_found(exc):
-            raise
-        raise clients.translate(exc, doing) from exc
+#: ``fn(...)``, OpenStack errors turned into Karbor's (not-found ones kept).
+_call = functools.partial(_cloud.call, not_found=None)
 
 
 def _checked(resp, doing: str):
@@ -154,28 +131,6 @@ def _bounded(conn, opts):
     if session is not None and getattr(session, "timeout", None) is None:
         session.timeout = float(opts.io_timeout)
     return conn
-
-
-def _restore_connection(context, kwargs: dict) -> openstack.connection.Connection:
-    """The caller's cloud, or the ``restore_target`` Keystone with ``restore_auth``'s
-    password credentials (the original's restore to another cloud)."""
-    target = kwargs.get("restore_target")
-    if not target:
-        return clients.connection(context)
-    auth = kwargs.get("restore_auth") or {}
-    if (auth.get("type") or "password") != "password" or not auth.get("username") \
-            or not auth.get("password"):
-        raise exception.InvalidInput(
-            reason="restore_target needs restore_auth with type 'password', a username and "
-                   "a password")
-    scope = {"project_id": auth["project_id"]} if auth.get("project_id") else {
-        "project_name": auth.get("project_name") or context.project_name,
-        "project_domain_id": auth.get("project_domain_id") or "default"}
-    return openstack.connection.Connection(
-        auth_url=target, username=auth["username"], password=auth["password"],
-        user_domain_id=auth.get("user_domain_id") or "default", app_name="karbor",
-        region_name=CONF[keystone.CLIENTS_GROUP].region_name,
-        interface=CONF[keystone.CLIENTS_GROUP].interface, **scope)
 
 
 # ---------------------------------------------------------------------------------- streams
@@ -303,10 +258,14 @@ def _create_body(saved: dict, name: str) -> dict:
 
 # ---------------------------------------------------------------------------------- hooks
 
-class _Protect(protection_plugin.Operation):
+class _Operation(protection_plugin.Operation):
+    """Given the provider file (the chunk store's options are in it too)."""
+
     def __init__(self, config):
         self._config = config
 
+
+class _Protect(_Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", constants.CHECKPOINT_STATUS_PROTECTING)
@@ -365,19 +324,15 @@ class _Protect(protection_plugin.Operation):
 
 
 def _forget(store, name: str) -> None:
-    try:
-        store.delete_manifest(name)
-    except Exception:
-        LOG.exception("could not delete the manifest %s", name)
+    _cloud.quietly(f"delete the manifest {name}", store.delete_manifest, name)
 
 
-class _Restore(protection_plugin.Operation):
+class _Restore(_Operation):
     def __init__(self, config):
-        self._config = config
+        super().__init__(config)
         self._created: tuple[Any, str] | None = None
 
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        recorder = kwargs.get("restore")
         conn = None
         try:
             meta = _metadata(checkpoint, resource)
@@ -388,7 +343,7 @@ class _Restore(protection_plugin.Operation):
                                                   "checkpoint, not available")
             store = _chunks.store_for(self._config, checkpoint.bank)
             opts = _opts(self._config)
-            conn = _bounded(_restore_connection(context, kwargs), opts)
+            conn = _bounded(_cloud.connection(context, kwargs), opts)
             name = parameters.get("restore_name") or saved.get("name") or \
                 "karbor-restore-image"
             created = _checked(_call("create an image", conn.image.post, "/images",
@@ -396,8 +351,7 @@ class _Restore(protection_plugin.Operation):
                                "create an image").json()
             new_id = created["id"]
             self._created = (conn, new_id)
-            if recorder is not None:
-                recorder.update_resource_status(resource.type, new_id, "restoring")
+            _cloud.record(kwargs, "restore", resource.type, new_id, "restoring")
             reader = _StoreReader(store.read_stream(meta["stream"]), int(meta["size"]))
             _checked(_call(f"upload the data of image {new_id}", conn.image.put,
                            f"/images/{new_id}/file", data=reader,
@@ -424,25 +378,21 @@ class _Restore(protection_plugin.Operation):
                 reason = f"image data in the bank is unreadable: {reason}"
             new_id = self._created[1] if self._created else None
             self._delete_created()
-            if recorder is not None:
-                if new_id:
-                    recorder.update_resource_status(resource.type, new_id, "deleted",
-                                                    "deleted: the restore failed")
-                recorder.update_resource_status(resource.type, resource.id, "error", reason)
+            if new_id:
+                _cloud.record(kwargs, "restore", resource.type, new_id, "deleted",
+                              "deleted: the restore failed")
+            _cloud.record(kwargs, "restore", resource.type, resource.id, "error", reason)
             raise
         kwargs.get("new_resources", {})[resource.id] = new_id
-        if recorder is not None:
-            recorder.update_resource_status(resource.type, new_id, "available")
+        _cloud.record(kwargs, "restore", resource.type, new_id, "available")
 
     def _delete_created(self) -> None:
         if self._created is None:
             return
         conn, image_id = self._created
         self._created = None
-        try:
-            conn.image.delete_image(image_id, ignore_missing=True)
-        except Exception:
-            LOG.exception("could not delete the half-restored image %s", image_id)
+        _cloud.quietly(f"delete the half-restored image {image_id}", conn.image.delete_image,
+                       image_id, ignore_missing=True)
 
     def revert(self, checkpoint, resource, context, parameters, hook=None, **kwargs):
         """Another resource of the restore failed: the image made here goes too."""
@@ -450,18 +400,12 @@ class _Restore(protection_plugin.Operation):
         self._delete_created()
         if new_id:
             kwargs.get("new_resources", {}).pop(resource.id, None)
-            recorder = kwargs.get("restore")
-            if recorder is not None:
-                recorder.update_resource_status(resource.type, new_id, "deleted",
-                                                "the restore failed elsewhere")
+            _cloud.record(kwargs, "restore", resource.type, new_id, "deleted",
+                          "the restore failed elsewhere")
 
 
-class _Verify(protection_plugin.Operation):
-    def __init__(self, config):
-        self._config = config
-
+class _Verify(_Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        recorder = kwargs.get("verify")
         reason = None
         try:
             meta = _metadata(checkpoint, resource)
@@ -475,17 +419,12 @@ class _Verify(protection_plugin.Operation):
         except (ChunkStoreError, ImageProtectionError) as exc:
             reason = _chunks.message(exc)
         if reason:
-            if recorder is not None:
-                recorder.update_resource_status(resource.type, resource.id, "error", reason)
+            _cloud.record(kwargs, "verify", resource.type, resource.id, "error", reason)
             raise ImageProtectionError(reason=f"verification failed: {reason}")
-        if recorder is not None:
-            recorder.update_resource_status(resource.type, resource.id, "available")
+        _cloud.record(kwargs, "verify", resource.type, resource.id, "available")
 
 
-class _Delete(protection_plugin.Operation):
-    def __init__(self, config):
-        self._config = config
-
+class _Delete(_Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", constants.CHECKPOINT_STATUS_DELETING)
@@ -499,10 +438,7 @@ class _Delete(protection_plugin.Operation):
         _chunks.collect(store, LOG)
 
 
-class _Copy(protection_plugin.Operation):
-    def __init__(self, config):
-        self._config = config
-
+class _Copy(_Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         copy_cp = kwargs["checkpoint_copy"]
         source = _chunks.store_for(self._config, checkpoint.bank)
@@ -518,70 +454,62 @@ class _Copy(protection_plugin.Operation):
         section.update_object("status", constants.CHECKPOINT_STATUS_AVAILABLE)
 
 
-class GlanceProtectionPlugin(protection_plugin.ProtectionPlugin):
+OPTIONS_SCHEMA = {"type": "object", "title": "Image protection options", "properties": {
+    "backup_name": {"type": "string", "title": "Backup name", "maxLength": 255,
+                    "description": "A name recorded with the protected image."}}}
+
+RESTORE_SCHEMA = {"type": "object", "title": "Image restore options", "properties": {
+    "restore_name": {"type": "string", "title": "Restore name", "maxLength": 255,
+                     "description": "The name of the new image (default: the original "
+                                    "image's name)."}}}
+
+VERIFY_SCHEMA = {"type": "object", "title": "Image verify options", "properties": {}}
+
+SAVED_INFO_SCHEMA = {"type": "object", "title": "Image saved info", "properties": {
+    "image_metadata": {
+        "type": "object", "title": "Image metadata",
+        "description": "What the restore re-creates and checks.",
+        "properties": {
+            "name": {"type": ["string", "null"]},
+            "disk_format": {"type": ["string", "null"]},
+            "container_format": {"type": ["string", "null"]},
+            "min_disk": {"type": ["integer", "null"]},
+            "min_ram": {"type": ["integer", "null"]},
+            "visibility": {"type": ["string", "null"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "properties": {"type": "object"},
+            "checksum": {"type": ["string", "null"]},
+            "os_hash_algo": {"type": ["string", "null"]},
+            "os_hash_value": {"type": ["string", "null"]},
+            "size": {"type": ["integer", "null"]}}},
+    "size": {"type": "integer", "title": "Bytes in the chunk store"}}}
+
+
+def _plugin_opts():
+    return image_backup_opts
+
+
+class GlanceProtectionPlugin(_cloud.Plugin):
     """``karbor-image-protection-plugin``: Glance images, data in the chunk store."""
+
+    _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
+    GROUP = GROUP
+    OPTS = _plugin_opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "copy": _Copy, "delete": _Delete}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA
+    SAVED_INFO_SCHEMA = SAVED_INFO_SCHEMA
+    #: the data is in the bank's chunk store: usable without a cloud's Keystone too
+    needs_cloud = False
 
     def __init__(self, config=None):
         super().__init__(config)
         _chunks.register_opts(config)
-        register_opts(config)
 
-    def get_protect_operation(self, resource):
-        return _Protect(self._config)
-
-    def get_restore_operation(self, resource):
-        return _Restore(self._config)
-
-    def get_verify_operation(self, resource):
-        return _Verify(self._config)
-
-    def get_copy_operation(self, resource):
-        return _Copy(self._config)
-
-    def get_delete_operation(self, resource):
-        return _Delete(self._config)
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return [RESOURCE_TYPE]
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return {"type": "object", "title": "Image protection options", "properties": {
-            "backup_name": {"type": "string", "title": "Backup name", "maxLength": 255,
-                            "description": "A name recorded with the protected image."}}}
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return {"type": "object", "title": "Image restore options", "properties": {
-            "restore_name": {"type": "string", "title": "Restore name", "maxLength": 255,
-                             "description": "The name of the new image (default: the "
-                                            "original image's name)."}}}
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return {"type": "object", "title": "Image verify options", "properties": {}}
-
-    @classmethod
-    def get_saved_info_schema(cls, resource_type):
-        return {"type": "object", "title": "Image saved info", "properties": {
-            "image_metadata": {
-                "type": "object", "title": "Image metadata",
-                "description": "What the restore re-creates and checks.",
-                "properties": {
-                    "name": {"type": ["string", "null"]},
-                    "disk_format": {"type": ["string", "null"]},
-                    "container_format": {"type": ["string", "null"]},
-                    "min_disk": {"type": ["integer", "null"]},
-                    "min_ram": {"type": ["integer", "null"]},
-                    "visibility": {"type": ["string", "null"]},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "properties": {"type": "object"},
-                    "checksum": {"type": ["string", "null"]},
-                    "os_hash_algo": {"type": ["string", "null"]},
-                    "os_hash_value": {"type": ["string", "null"]},
-                    "size": {"type": ["integer", "null"]}}},
-            "size": {"type": "integer", "title": "Bytes in the chunk store"}}}
+    def _operation_arg(self):
+        return self._config
 
     @classmethod
     def get_saved_info(cls, metadata_store, resource):

@@ -20,28 +20,33 @@ Manila is reached through openstacksdk's ``shared_file_system`` proxy acting as 
 (or its trust); the snapshot is created with a plain POST through that proxy because the
 SDK's snapshot resource drops ``force``.
 
-The bounded poll and the option helpers here are shared with ``trove_database``.
+The bounded poll, calls and records are :mod:`._cloud`'s; :class:`PluginError`, the options
+and the Manila wording of waits and calls here are shared with ``trove_database``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from openstack import exceptions as sdk_exc
 from oslo_config import cfg
 
-from karbor.common import clients, constants, exception
-from karbor.services.protection import protection_plugin
-from karbor.services.protection.protection_plugins import _params
+from karbor.common import clients, constants
+from karbor.services.protection.protection_plugins import _cloud, _params
+from karbor.services.protection.protection_plugins._cloud import (  # noqa: F401 - re-exported
+    NOT_FOUND,
+    drop,
+    message,
+    metadata_of,
+    record,
+    status_of,
+)
 
 LOG = logging.getLogger(__name__)
 
 RESOURCE_TYPE = constants.SHARE_RESOURCE_TYPE
 GROUP = "manila_snapshot_plugin"
-NOT_FOUND = "not-found"
 
 # Share statuses (the original's sets, plus the newer creating_from_snapshot).
 SHARE_FAILED = ("error", "error_deleting", "deleting", NOT_FOUND, "extending_error",
@@ -96,101 +101,27 @@ SAVED_INFO_SCHEMA = {
 
 # ------------------------------------------------------------------ shared with trove_database
 
-class PluginError(exception.KarborException):
-    message = "%(reason)s"
+class PluginError(_cloud.CloudError):
+    pass
 
 
 def plugin_opts(service: str, default_interval: float = 5) -> list[cfg.Opt]:
-    return [
-        cfg.FloatOpt("poll_interval", default=default_interval, min=0.05,
-                     help=f"Seconds between two status checks of a {service} object."),
-        cfg.FloatOpt("poll_timeout", default=3600, min=0.1,
-                     help=f"Seconds after which a {service} object still not in the expected "
-                          "status fails the operation (the original waited forever)."),
-    ]
+    return _cloud.poll_opts(
+        default_interval, min_interval=0.05, min_timeout=0.1,
+        interval_help=f"Seconds between two status checks of a {service} object.",
+        timeout_help=f"Seconds after which a {service} object still not in the expected "
+                     "status fails the operation (the original waited forever).")
 
 
-def register(config, group: str, opts: list[cfg.Opt]):
-    """The plugin's options of ``group`` in the provider file (defaults without one)."""
-    if config is None:
-        config = cfg.ConfigOpts()
-        config(args=[], default_config_files=[])
-    with contextlib.suppress(cfg.DuplicateOptError):
-        config.register_opts(opts, group=group)
-    return config[group]
+def wait(getter: Callable[[], object], **kwargs):
+    """:func:`._cloud.wait` raising :class:`PluginError` (a timeout says "timed out")."""
+    return _cloud.wait(getter, error=PluginError, timed_out="timed out: ", **kwargs)
 
 
-def status_of(getter: Callable[[], object]) -> tuple[str, object | None]:
-    """(status, object); ``not-found`` when the service no longer knows it."""
-    try:
-        obj = getter()
-    except Exception as exc:
-        if clients.is_not_found(exc):
-            return NOT_FOUND, None
-        raise
-    return (getattr(obj, "status", None) or "unknown"), obj
-
-
-def wait(getter: Callable[[], object], *, success: Iterable[str], failure: Iterable[str],
-         waiting: Iterable[str], interval: float, timeout: float, what: str,
-         reason_of: Callable[[object], str | None] | None = None,
-         translate: Callable[[Exception, str], Exception] = clients.translate):
-    """Poll until the object is in a ``success`` status and return it.  A ``failure``
-    status, an unexpected one, or still waiting after ``timeout`` seconds raise
-    :class:`PluginError` (the last says "timed out")."""
-    success, failure, waiting = set(success), set(failure), set(waiting)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status, obj = status_of(getter)
-        except Exception as exc:
-            raise translate(exc, f"check {what}") from exc
-        if status in success:
-            return obj
-        if status in failure or status not in waiting:
-            detail = reason_of(obj) if reason_of is not None and obj is not None else None
-            raise PluginError(reason=f"{what} is {status}" + (f": {detail}" if detail else ""))
-        if time.monotonic() >= deadline:
-            raise PluginError(reason=f"timed out: {what} is still {status} after "
-                                     f"{timeout:g} s (poll_timeout)")
-        time.sleep(interval)
-
-
-def call(what: str, fn: Callable, *args,
-         translate: Callable[[Exception, str], Exception] = clients.translate, **kwargs):
+def call(what: str, fn: Callable, *args, **kwargs):
     """``fn(*args, **kwargs)`` with service errors turned into readable Karbor errors."""
-    try:
-        return fn(*args, **kwargs)
-    except exception.KarborException:
-        raise
-    except Exception as exc:
-        if clients.is_not_found(exc):
-            raise PluginError(reason=f"cannot {what}: it does not exist ({exc})") from exc
-        raise translate(exc, what) from exc
-
-
-def record(kwargs: dict, key: str, resource_type: str, resource_id: str, status: str,
-           reason: str | None = None) -> None:
-    """Per-resource status of a restore (``key='restore'``) or verification (``'verify'``)."""
-    recorder = kwargs.get(key)
-    if recorder is not None:
-        recorder.update_resource_status(resource_type, resource_id, status, reason)
-
-
-def metadata_of(section) -> dict:
-    try:
-        return section.get_object("metadata") or {}
-    except exception.BankObjectNotFound:
-        return {}
-
-
-def drop(section, key: str) -> None:
-    with contextlib.suppress(exception.BankObjectNotFound):
-        section.delete_object(key)
-
-
-def message(exc: Exception) -> str:
-    return getattr(exc, "msg", None) or str(exc)
+    return _cloud.call(what, fn, *args, error=PluginError,
+                       not_found="cannot {what}: it does not exist ({exc})", **kwargs)
 
 
 # ------------------------------------------------------------------ Manila calls
@@ -231,13 +162,7 @@ def delete_share(sfs, share_id: str, *, interval: float, timeout: float) -> None
 
 # ------------------------------------------------------------------ operations
 
-class _Base(protection_plugin.Operation):
-    def __init__(self, opts):
-        self._opts = opts
-
-    def _wait_kw(self) -> dict:
-        return {"interval": self._opts.poll_interval, "timeout": self._opts.poll_timeout}
-
+class _Base(_cloud.Operation):
     def _remove_snapshot(self, context, section, snapshot_id: str) -> str | None:
         """Delete the snapshot; None when done, else why it stays (its id stays in the
         bank so that deleting the checkpoint removes it later)."""
@@ -354,79 +279,43 @@ class _Restore(_Base):
                "removed because the restore failed")
 
 
-class _Verify(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        try:
-            snapshot_id = _saved(checkpoint, resource)["snapshot_id"]
-            sfs = _sfs(context)
-            status, _ = status_of(lambda: sfs.get_share_snapshot(snapshot_id))
-        except Exception as exc:
-            reason = f"Cannot check the snapshot of share {resource.id}: {message(exc)}"
-            record(kwargs, "verify", resource.type, resource.id, "error", reason)
-            raise PluginError(reason=reason) from exc
-        if status != "available":
-            reason = f"The status of share snapshot {snapshot_id} is {status}."
-            record(kwargs, "verify", resource.type, resource.id, status, reason)
-            raise PluginError(reason=f"share {resource.id}: {reason}")
-        record(kwargs, "verify", resource.type, resource.id, "available")
+class _Verify(_cloud.StatusVerify):
+    ERROR = PluginError
+    SAVED, NOUN = "the snapshot", "share"
+    BAD = "The status of share snapshot {id} is {status}."
+    explain = staticmethod(message)
+
+    def check(self, checkpoint, resource, context):
+        snapshot_id = _saved(checkpoint, resource)["snapshot_id"]
+        sfs = _sfs(context)
+        return snapshot_id, status_of(lambda: sfs.get_share_snapshot(snapshot_id))[0]
 
 
-class _Delete(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
+class _Delete(_cloud.SavedDelete):
+    ERROR = PluginError
+    WHAT = "the snapshot of share"
+    explain = staticmethod(message)
+
+    def remove(self, section, context):
         snapshot_id = metadata_of(section).get("snapshot_id")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETING)
-        try:
-            if snapshot_id:
-                delete_snapshot(_sfs(context), snapshot_id, **self._wait_kw())
-        except Exception as exc:
-            section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
-            raise PluginError(reason=f"Error deleting the snapshot of share {resource.id}: "
-                                     f"{message(exc)}") from exc
-        drop(section, "metadata")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETED)
+        if snapshot_id:
+            delete_snapshot(_sfs(context), snapshot_id, **self._wait_kw())
 
 
-class ManilaSnapshotProtectionPlugin(protection_plugin.ProtectionPlugin):
+def _opts():
+    return plugin_opts("Manila share or snapshot")
+
+
+class ManilaSnapshotProtectionPlugin(_cloud.Plugin):
     _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
-    #: Only usable with a cloud (Keystone mode): providers using it are hidden otherwise.
-    needs_cloud = True
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._opts = register(config, GROUP, plugin_opts("Manila share or snapshot"))
-
-    def get_protect_operation(self, resource):
-        return _Protect(self._opts)
-
-    def get_restore_operation(self, resource):
-        return _Restore(self._opts)
-
-    def get_verify_operation(self, resource):
-        return _Verify(self._opts)
-
-    def get_delete_operation(self, resource):
-        return _Delete(self._opts)
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return list(cls._SUPPORT_RESOURCE_TYPES)
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return OPTIONS_SCHEMA
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return RESTORE_SCHEMA
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return VERIFY_SCHEMA
-
-    @classmethod
-    def get_saved_info_schema(cls, resource_type):
-        return SAVED_INFO_SCHEMA
+    GROUP = GROUP
+    OPTS = _opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "delete": _Delete}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA
+    SAVED_INFO_SCHEMA = SAVED_INFO_SCHEMA
 
     @classmethod
     def get_saved_info(cls, metadata_store, resource):

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 
 from karbor.common import clients, constants
-from karbor.services.protection import protection_plugin
 from karbor.services.protection.protection_plugins import _cloud
 
 LOG = logging.getLogger(__name__)
@@ -87,17 +86,8 @@ def describe(conn, project_id: str) -> dict:
     }
 
 
-class _Protect(protection_plugin.Operation):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        section.update_object("status", _cloud.PROTECTING)
-        try:
-            metadata = describe(_cloud.connection(context), resource.id)
-        except Exception:
-            section.update_object("status", _cloud.ERROR)
-            raise
-        section.update_object("metadata", metadata)
-        section.update_object("status", _cloud.AVAILABLE)
+class _Protect(_cloud.DefinitionProtect):
+    describe = staticmethod(describe)
 
 
 def _is_default_rule(rule: dict) -> bool:
@@ -243,7 +233,7 @@ class _Builder:
             _cloud.quietly(what, fn)
 
 
-class _Restore(protection_plugin.Operation):
+class _Restore(_cloud.Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         try:
             section = checkpoint.get_resource_bank_section(resource.id)
@@ -270,76 +260,30 @@ class _Restore(protection_plugin.Operation):
         _cloud.record(kwargs, "restore", resource.type, resource.id, "available")
 
 
-class _Verify(protection_plugin.Operation):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        try:
-            status = section.get_object("status")
-            section.get_object("metadata")
-        except Exception:
-            status = None
-        if status != _cloud.AVAILABLE:
-            reason = f"the network topology is not in the bank (status {status})"
-            _cloud.record(kwargs, "verify", resource.type, resource.id, "error", reason)
-            raise _cloud.CloudError(reason=reason)
-        _cloud.record(kwargs, "verify", resource.type, resource.id, "available")
+class _Verify(_cloud.DefinitionVerify):
+    what = "the network topology"
 
 
-class _Delete(protection_plugin.Operation):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        section.update_object("status", _cloud.DELETING)
-        section.delete_object("metadata")
-        section.update_object("status", _cloud.DELETED)
+OPTIONS_SCHEMA = {"title": "Network Protection Options", "type": "object", "properties": {}}
+
+RESTORE_SCHEMA = {"title": "Network Protection Restore", "type": "object", "properties": {
+    "restore_name": {"type": "string", "title": "Restore Network Name",
+                     "description": "A prefix for the names of the restored "
+                                    "networks, subnets, routers and groups."},
+    "public_network_id": {"type": "string", "title": "Public network id",
+                          "description": "The external network of the restored "
+                                         "routers' gateways (default: the "
+                                         "original one)."}}}
+
+VERIFY_SCHEMA = {"title": "Network Protection Verify", "type": "object", "properties": {}}
 
 
-class _Copy(protection_plugin.Operation):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        kwargs["checkpoint_copy"].get_resource_bank_section(resource.id).update_object(
-            "status", _cloud.AVAILABLE)
-
-
-class NeutronProtectionPlugin(protection_plugin.ProtectionPlugin):
-    needs_cloud = True  # offered only when Karbor runs with Keystone
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._opts = _cloud.options(config, GROUP, _cloud.poll_opts())
-
-    def get_protect_operation(self, resource):
-        return _Protect()
-
-    def get_restore_operation(self, resource):
-        return _Restore()
-
-    def get_verify_operation(self, resource):
-        return _Verify()
-
-    def get_delete_operation(self, resource):
-        return _Delete()
-
-    def get_copy_operation(self, resource):
-        return _Copy()
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return [RESOURCE_TYPE]
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return {"title": "Network Protection Options", "type": "object", "properties": {}}
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return {"title": "Network Protection Restore", "type": "object", "properties": {
-            "restore_name": {"type": "string", "title": "Restore Network Name",
-                             "description": "A prefix for the names of the restored "
-                                            "networks, subnets, routers and groups."},
-            "public_network_id": {"type": "string", "title": "Public network id",
-                                  "description": "The external network of the restored "
-                                                 "routers' gateways (default: the "
-                                                 "original one)."}}}
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return {"title": "Network Protection Verify", "type": "object", "properties": {}}
+class NeutronProtectionPlugin(_cloud.Plugin):
+    _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
+    GROUP = GROUP
+    OPTS = _cloud.poll_opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "delete": _cloud.DefinitionDelete, "copy": _cloud.DefinitionCopy}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 
 from karbor.common import clients, constants
-from karbor.services.protection import protection_plugin
 from karbor.services.protection.protection_plugins import _cloud
 
 LOG = logging.getLogger(__name__)
@@ -101,20 +100,8 @@ def describe(conn, server_id: str) -> dict:
     }
 
 
-class _Protect(protection_plugin.Operation):
-    def __init__(self, opts):
-        self._opts = opts
-
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        section.update_object("status", _cloud.PROTECTING)
-        try:
-            metadata = describe(_cloud.connection(context), resource.id)
-        except Exception:
-            section.update_object("status", _cloud.ERROR)
-            raise
-        section.update_object("metadata", metadata)
-        section.update_object("status", _cloud.AVAILABLE)
+class _Protect(_cloud.DefinitionProtect):
+    describe = staticmethod(describe)
 
 
 def _metadata(checkpoint, resource) -> dict:
@@ -147,10 +134,7 @@ def _flavor_id(conn, saved: dict, parameters: dict) -> str:
                                    "restore_flavor_id")
 
 
-class _Restore(protection_plugin.Operation):
-    def __init__(self, opts):
-        self._opts = opts
-
+class _Restore(_cloud.Operation):
     def on_prepare_begin(self, checkpoint, resource, context, parameters, **kwargs):
         """The restore parameters that name cloud objects are checked before any child
         (image, volumes, network) is restored: a restore that cannot make the server fails
@@ -253,88 +237,38 @@ class _Restore(protection_plugin.Operation):
         _cloud.record(kwargs, "restore", resource.type, server_id, "available")
 
 
-class _Verify(protection_plugin.Operation):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        try:
-            status = section.get_object("status")
-            section.get_object("metadata")
-        except Exception:
-            status = None
-        if status != _cloud.AVAILABLE:
-            reason = f"the server's definition is not in the bank (status {status})"
-            _cloud.record(kwargs, "verify", resource.type, resource.id, "error", reason)
-            raise _cloud.CloudError(reason=reason)
-        _cloud.record(kwargs, "verify", resource.type, resource.id, "available")
+class _Verify(_cloud.DefinitionVerify):
+    what = "the server's definition"
 
 
-class _Delete(protection_plugin.Operation):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
-        section.update_object("status", _cloud.DELETING)
-        section.delete_object("metadata")
-        section.update_object("status", _cloud.DELETED)
+OPTIONS_SCHEMA = {"title": "Server Protection Options", "type": "object", "properties": {}}
+
+RESTORE_SCHEMA = {"title": "Server Protection Restore", "type": "object", "properties": {
+    "restore_name": {"type": "string", "title": "Restore Server Name",
+                     "description": "The name of the restored server."},
+    "restore_net_id": {"type": "string", "title": "Restore Network Id",
+                       "description": "The network the restored server joins "
+                                      "(default: its original networks)."},
+    "restore_flavor_id": {"type": "string", "title": "Restore Flavor Id",
+                          "description": "The flavor of the restored server "
+                                         "(default: its original flavor)."}}}
+
+VERIFY_SCHEMA = {"title": "Server Protection Verify", "type": "object", "properties": {}}
+
+SAVED_INFO_SCHEMA = {"title": "Server Protection Saved Info", "type": "object", "properties": {
+    "attach_metadata": {"type": "array", "title": "Attached volumes",
+                        "description": "Volume id, device and bootable flag of "
+                                       "each attached volume."},
+    "boot_metadata": {"type": "object", "title": "Boot source"}}}
 
 
-class _Copy(protection_plugin.Operation):
-    """The definition is bank data the engine copies; nothing in the cloud to copy."""
-
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        copy_cp = kwargs["checkpoint_copy"]
-        copy_cp.get_resource_bank_section(resource.id).update_object(
-            "status", _cloud.AVAILABLE)
-
-
-class NovaProtectionPlugin(protection_plugin.ProtectionPlugin):
-    needs_cloud = True  # offered only when Karbor runs with Keystone
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._opts = _cloud.options(config, GROUP, _opts())
-
-    def get_protect_operation(self, resource):
-        return _Protect(self._opts)
-
-    def get_restore_operation(self, resource):
-        return _Restore(self._opts)
-
-    def get_verify_operation(self, resource):
-        return _Verify()
-
-    def get_delete_operation(self, resource):
-        return _Delete()
-
-    def get_copy_operation(self, resource):
-        return _Copy()
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return [RESOURCE_TYPE]
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return {"title": "Server Protection Options", "type": "object", "properties": {}}
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return {"title": "Server Protection Restore", "type": "object", "properties": {
-            "restore_name": {"type": "string", "title": "Restore Server Name",
-                             "description": "The name of the restored server."},
-            "restore_net_id": {"type": "string", "title": "Restore Network Id",
-                               "description": "The network the restored server joins "
-                                              "(default: its original networks)."},
-            "restore_flavor_id": {"type": "string", "title": "Restore Flavor Id",
-                                  "description": "The flavor of the restored server "
-                                                 "(default: its original flavor)."}}}
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return {"title": "Server Protection Verify", "type": "object", "properties": {}}
-
-    @classmethod
-    def get_saved_info_schema(cls, resource_type):
-        return {"title": "Server Protection Saved Info", "type": "object", "properties": {
-            "attach_metadata": {"type": "array", "title": "Attached volumes",
-                                "description": "Volume id, device and bootable flag of "
-                                               "each attached volume."},
-            "boot_metadata": {"type": "object", "title": "Boot source"}}}
+class NovaProtectionPlugin(_cloud.Plugin):
+    _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
+    GROUP = GROUP
+    OPTS = _opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "delete": _cloud.DefinitionDelete, "copy": _cloud.DefinitionCopy}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA
+    SAVED_INFO_SCHEMA = SAVED_INFO_SCHEMA

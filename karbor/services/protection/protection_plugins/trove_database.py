@@ -25,21 +25,22 @@ from __future__ import annotations
 import logging
 
 from karbor.common import constants
-from karbor.services.protection import protection_plugin
 from karbor.services.protection.protectable_plugins.database import (
     TroveClient,
     trove_error,
 )
-from karbor.services.protection.protection_plugins.manila_share import (
+from karbor.services.protection.protection_plugins import _cloud
+from karbor.services.protection.protection_plugins._cloud import (
     NOT_FOUND,
-    PluginError,
     drop,
     message,
     metadata_of,
-    plugin_opts,
     record,
-    register,
     status_of,
+)
+from karbor.services.protection.protection_plugins.manila_share import (
+    PluginError,
+    plugin_opts,
     wait,
 )
 
@@ -118,13 +119,7 @@ def delete_instance(trove: TroveClient, instance_id: str, *, interval: float,
          translate=trove_error)
 
 
-class _Base(protection_plugin.Operation):
-    def __init__(self, opts):
-        self._opts = opts
-
-    def _wait_kw(self) -> dict:
-        return {"interval": self._opts.poll_interval, "timeout": self._opts.poll_timeout}
-
+class _Base(_cloud.Operation):
     def _remove_backup(self, context, section, backup_id: str) -> str | None:
         """Delete the backup; None when done, else why it stays (its id stays in the bank
         so that deleting the checkpoint removes it later)."""
@@ -162,7 +157,7 @@ class _Protect(_Base):
             wait(lambda: trove.get_backup(backup_id), success=("COMPLETED",),
                  failure=BACKUP_FAILED, waiting=BACKUP_WAIT,
                  what=f"backup {backup_id} of Trove instance {resource.id}",
-                 reason_of=_fail_reason, translate=trove_error, **self._wait_kw())
+                 reason=_fail_reason, translate=trove_error, **self._wait_kw())
         except Exception as exc:
             reason = f"Error creating backup for database instance {resource.id}: " \
                      f"{message(exc)}"
@@ -209,7 +204,7 @@ class _Restore(_Base):
             wait(lambda: trove.get_instance(new_id), success=("ACTIVE",),
                  failure=INSTANCE_FAILED, waiting=INSTANCE_WAIT,
                  what=f"Trove instance {new_id} restored from backup {saved['backup_id']}",
-                 reason_of=_fail_reason, translate=trove_error, **self._wait_kw())
+                 reason=_fail_reason, translate=trove_error, **self._wait_kw())
         except Exception as exc:
             reason = f"Error restoring database instance {resource.id}: {message(exc)}"
             if new_id:
@@ -240,80 +235,44 @@ class _Restore(_Base):
                "removed because the restore failed")
 
 
-class _Verify(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        try:
-            backup_id = _saved(checkpoint, resource)["backup_id"]
-            trove = TroveClient(context)
-            status, _ = status_of(lambda: trove.get_backup(backup_id))
-        except Exception as exc:
-            reason = f"Cannot check the backup of database instance {resource.id}: " \
-                     f"{message(exc)}"
-            record(kwargs, "verify", resource.type, resource.id, "error", reason)
-            raise PluginError(reason=reason) from exc
-        if status != "COMPLETED":
-            reason = f"The status of database backup {backup_id} is {status}."
-            record(kwargs, "verify", resource.type, resource.id, status, reason)
-            raise PluginError(reason=f"database instance {resource.id}: {reason}")
-        record(kwargs, "verify", resource.type, resource.id, "available")
+class _Verify(_cloud.StatusVerify):
+    EXPECTED = "COMPLETED"
+    ERROR = PluginError
+    SAVED, NOUN = "the backup", "database instance"
+    BAD = "The status of database backup {id} is {status}."
+    explain = staticmethod(message)
+
+    def check(self, checkpoint, resource, context):
+        backup_id = _saved(checkpoint, resource)["backup_id"]
+        trove = TroveClient(context)
+        return backup_id, status_of(lambda: trove.get_backup(backup_id))[0]
 
 
-class _Delete(_Base):
-    def on_main(self, checkpoint, resource, context, parameters, **kwargs):
-        section = checkpoint.get_resource_bank_section(resource.id)
+class _Delete(_cloud.SavedDelete):
+    ERROR = PluginError
+    WHAT = "the backup of database instance"
+    explain = staticmethod(message)
+
+    def remove(self, section, context):
         backup_id = metadata_of(section).get("backup_id")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETING)
-        try:
-            if backup_id:
-                delete_backup(TroveClient(context), backup_id, **self._wait_kw())
-        except Exception as exc:
-            section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
-            raise PluginError(reason=f"Error deleting the backup of database instance "
-                                     f"{resource.id}: {message(exc)}") from exc
-        drop(section, "metadata")
-        section.update_object("status", constants.CHECKPOINT_STATUS_DELETED)
+        if backup_id:
+            delete_backup(TroveClient(context), backup_id, **self._wait_kw())
 
 
-class DatabaseBackupProtectionPlugin(protection_plugin.ProtectionPlugin):
+def _opts():
+    return plugin_opts("Trove instance or backup")
+
+
+class DatabaseBackupProtectionPlugin(_cloud.Plugin):
     _SUPPORT_RESOURCE_TYPES = [RESOURCE_TYPE]
-    #: Only usable with a cloud (Keystone mode): providers using it are hidden otherwise.
-    needs_cloud = True
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._opts = register(config, GROUP, plugin_opts("Trove instance or backup"))
-
-    def get_protect_operation(self, resource):
-        return _Protect(self._opts)
-
-    def get_restore_operation(self, resource):
-        return _Restore(self._opts)
-
-    def get_verify_operation(self, resource):
-        return _Verify(self._opts)
-
-    def get_delete_operation(self, resource):
-        return _Delete(self._opts)
-
-    @classmethod
-    def get_supported_resources_types(cls):
-        return list(cls._SUPPORT_RESOURCE_TYPES)
-
-    @classmethod
-    def get_options_schema(cls, resource_type):
-        return OPTIONS_SCHEMA
-
-    @classmethod
-    def get_restore_schema(cls, resource_type):
-        return RESTORE_SCHEMA
-
-    @classmethod
-    def get_verify_schema(cls, resource_type):
-        return VERIFY_SCHEMA
-
-    @classmethod
-    def get_saved_info_schema(cls, resource_type):
-        return SAVED_INFO_SCHEMA
+    GROUP = GROUP
+    OPTS = _opts
+    OPERATIONS = {"protect": _Protect, "restore": _Restore, "verify": _Verify,
+                  "delete": _Delete}
+    OPTIONS_SCHEMA = OPTIONS_SCHEMA
+    RESTORE_SCHEMA = RESTORE_SCHEMA
+    VERIFY_SCHEMA = VERIFY_SCHEMA
+    SAVED_INFO_SCHEMA = SAVED_INFO_SCHEMA
 
     @classmethod
     def get_saved_info(cls, metadata_store, resource):
