@@ -451,6 +451,29 @@ class OpenStackCloud:
                        (None, 0, "unknown") for p in pools)
         _wait(pool_ready, START_TIMEOUT, "the NFS pool", log=self.logs / "cinder-volume.log")
 
+    # ------------------------------------------------------------------ faults
+    def kill_cinder_service(self, service: str) -> None:
+        """SIGKILL ``cinder-<service>`` (its whole process group), as a crash would."""
+        proc = self.processes[f"cinder-{service}"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+    def restart_cinder_service(self, service: str) -> None:
+        """Start ``cinder-<service>`` again with the config it had and wait until Cinder
+        reports it up (on start, cinder-backup marks the backups it was making ``error``)."""
+        name = f"cinder-{service}"
+        conf = self.root / "cinder" / "etc" / "cinder.conf"
+        self._spawn(name, [str(self.cinder_venv / "bin" / name), "--config-file", str(conf)],
+                    env=self._cinder_env())
+
+        def up() -> bool:
+            if self.processes[name].poll() is not None:
+                raise CloudError(f"{name} exited:\n{self.log(name)}")
+            listed = self.admin_request("GET", "/os-services").json()["services"]
+            return any(s["binary"] == name and s["state"] == "up" for s in listed)
+        _wait(up, START_TIMEOUT, name, log=self.logs / f"{name}.log")
+
     # ------------------------------------------------------------------ REST helpers
     def token(self, account: Account) -> tuple[str, str]:
         """(token, project id) of ``account``."""

@@ -37,6 +37,7 @@ OS_FS_BANK = "6659007d-6f66-4a0f-9cb4-17d6aded0bb9"
 VOLUME = "OS::Cinder::Volume"
 GIB = 1 << 30
 OPERATION_TIMEOUT = 600
+STUCK_TIMEOUT = 40   # poll_timeout of the OS_FS_BANK provider here
 # the session's cloud starts (and installs, the first time) inside the first test's setup
 pytestmark = pytest.mark.timeout(2400)
 
@@ -55,6 +56,9 @@ class CinderKarbor(KeystoneKarbor):
             text = re.sub(r"(?m)^# (poll_interval =).*$", r"\1 1", text)
             text += ("\n[file_system_bank_plugin]\n"
                      f"file_system_bank_path = {self.state_path / ('bank-' + path.stem)}\n")
+            if path.name == "openstack-fs-bank.conf":
+                # the provider of the backup-service test: a stuck backup fails soon
+                text = re.sub(r"(?m)^# (poll_timeout =).*$", rf"\1 {STUCK_TIMEOUT}", text)
             if "[volume_snapshot_plugin]" not in text:
                 text += "\n[volume_snapshot_plugin]\npoll_interval = 1\n"
             if "[cinder_backup_protection_plugin]" not in text:
@@ -437,4 +441,39 @@ def test_cinder_quota_exceeded(karbor_cinder: CinderKarbor, openstack_cloud: Ope
     finally:
         openstack_cloud.admin_request("DELETE", f"/os-quota-sets/{project_id}")
     delete_checkpoint(srv, provider, created["id"])
+    cinder.delete_volume(vid)
+
+
+def test_backup_service_stopped_mid_protect(karbor_cinder: CinderKarbor,
+                                            openstack_cloud: OpenStackCloud):
+    """cinder-backup dies while it makes the checkpoint's backup: the backup stays
+    ``creating``, the plugin's bounded wait fails the checkpoint with that reason, and the
+    backup and snapshot Cinder would not let go of yet are still known to the checkpoint:
+    once cinder-backup is back (it marks the backup ``error``), deleting the checkpoint
+    removes them. Nothing is left behind, nothing is forgotten."""
+    srv, demo = karbor_cinder, karbor_cinder.keystone.demo
+    cinder = Cinder(openstack_cloud, demo)
+    vid = cinder.create_volume("interrupted")
+    write_pattern(openstack_cloud.volume_file(vid), 7)
+    plan = props(srv.ok(demo, "plan-create", "interrupted plan", OS_FS_BANK,
+                        f"{vid}={VOLUME}=interrupted"))
+    created = props(srv.ok(demo, "checkpoint-create", OS_FS_BANK, plan["id"]))
+    try:
+        wait_for(lambda: tuple(b["status"] for b in cinder.backups({vid})), {("creating",)},
+                 timeout=OPERATION_TIMEOUT, interval=0.2, what="the backup being made")
+        openstack_cloud.kill_cinder_service("backup")
+        cp = wait_checkpoint(srv, demo, OS_FS_BANK, created["id"], {"available"})
+        assert cp["status"] == "error", cp
+        logs = srv.request("GET", "operation_logs", account=demo,
+                           params={"checkpoint_id": created["id"]}).json()["operation_logs"]
+        reason = logs[0]["error_info"] or ""
+        assert vid in reason and "still creating" in reason, reason
+    finally:
+        if openstack_cloud.processes["cinder-backup"].poll() is not None:
+            openstack_cloud.restart_cinder_service("backup")
+    wait_for(lambda: tuple(b["status"] for b in cinder.backups({vid})), {("error",)},
+             timeout=OPERATION_TIMEOUT, interval=1, what="cinder-backup marking it error")
+    delete_checkpoint(srv, OS_FS_BANK, created["id"])
+    wait_for(lambda: len(cinder.snapshots({vid})) + len(cinder.backups({vid})), {0},
+             timeout=120, interval=1, what="no orphan snapshot or backup")
     cinder.delete_volume(vid)

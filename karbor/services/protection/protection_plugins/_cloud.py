@@ -153,12 +153,16 @@ def wait(getter: Callable[[], Any], *, success: Iterable[str], failure: Iterable
         time.sleep(interval)
 
 
-def quietly(what: str, fn: Callable, *args, **kwargs) -> None:
-    """Best-effort cleanup: logged, never raised (the first error is the one to report)."""
+def quietly(what: str, fn: Callable, *args, **kwargs) -> bool:
+    """Best-effort cleanup: logged, never raised (the first error is the one to report).
+    False when it failed: the caller then keeps its record of the object, so that deleting
+    the checkpoint later removes it (Cinder refuses to delete a backup still ``creating``)."""
     try:
         fn(*args, **kwargs)
     except Exception:
         LOG.warning("could not %s", what, exc_info=True)
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------ records

@@ -138,9 +138,9 @@ class _Protect(_Base):
                         waiting=cc.SNAPSHOT_WAIT, what=f"snapshot {snapshot.id} of volume "
                                                        f"{resource.id}", **self._wait_kw())
             except Exception:
-                cc.quietly(f"delete snapshot {snapshot.id}", cc.delete_snapshot, conn,
-                           snapshot.id, wait_gone=False, **self._wait_kw())
-                _drop(section, "snapshot")
+                if cc.quietly(f"delete snapshot {snapshot.id}", cc.delete_snapshot, conn,
+                              snapshot.id, wait_gone=False, **self._wait_kw()):
+                    _drop(section, "snapshot")
                 raise
         except Exception as exc:
             section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
@@ -189,22 +189,22 @@ class _Protect(_Base):
                     what=f"backup {backup_id} of volume {resource.id}", **self._wait_kw())
         except Exception as exc:
             if backup_id:
-                cc.quietly(f"delete backup {backup_id}", cc.delete_backup, conn, backup_id,
-                           **self._wait_kw())
-                _drop(section, "metadata")
+                if cc.quietly(f"delete backup {backup_id}", cc.delete_backup, conn, backup_id,
+                              **self._wait_kw()):
+                    _drop(section, "metadata")
             if snapshot_id:
-                cc.quietly(f"delete snapshot {snapshot_id}", cc.delete_snapshot, conn,
-                           snapshot_id, **self._wait_kw())
-                _drop(section, "snapshot")
+                if cc.quietly(f"delete snapshot {snapshot_id}", cc.delete_snapshot, conn,
+                              snapshot_id, **self._wait_kw()):
+                    _drop(section, "snapshot")
             section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
             raise cc.CinderError(reason=f"Error backing up volume {resource.id}: {exc}") \
                 from exc
         section.update_object("status", constants.CHECKPOINT_STATUS_AVAILABLE)
         if snapshot_id:
             # The temporary snapshot is not needed any more; failing to remove it is logged.
-            cc.quietly(f"delete temporary snapshot {snapshot_id}", cc.delete_snapshot, conn,
-                       snapshot_id, **self._wait_kw())
-            _drop(section, "snapshot")
+            if cc.quietly(f"delete temporary snapshot {snapshot_id}", cc.delete_snapshot,
+                          conn, snapshot_id, **self._wait_kw()):
+                _drop(section, "snapshot")
 
     def revert(self, checkpoint, resource, context, parameters, hook=None, **kwargs):
         """The checkpoint failed (elsewhere, maybe): remove what this resource created."""
@@ -213,14 +213,14 @@ class _Protect(_Base):
         if hook == "on_main":
             backup_id = (_get(section, "metadata") or {}).get("backup_id")
             if backup_id:
-                cc.quietly(f"delete backup {backup_id}", cc.delete_backup, conn, backup_id,
-                           **self._wait_kw())
-                _drop(section, "metadata")
+                if cc.quietly(f"delete backup {backup_id}", cc.delete_backup, conn, backup_id,
+                              **self._wait_kw()):
+                    _drop(section, "metadata")
         snapshot_id = (_get(section, "snapshot") or {}).get("snapshot_id")
         if snapshot_id:
-            cc.quietly(f"delete snapshot {snapshot_id}", cc.delete_snapshot, conn, snapshot_id,
-                       **self._wait_kw())
-            _drop(section, "snapshot")
+            if cc.quietly(f"delete snapshot {snapshot_id}", cc.delete_snapshot, conn,
+                          snapshot_id, **self._wait_kw()):
+                _drop(section, "snapshot")
         section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
 
 
