@@ -181,6 +181,13 @@ def test_glance_images_as_protectables(karbor_os: KeystoneKarbor, glance: Glance
         assert image.id in [r["Id"] for r in listed], listed
         assert image.id not in column(srv.ok(other, "protectable-list-instances", IMAGE),
                                       "Id")
+        # --parameters filter the listing on name and extra_info values
+        def ids(*params: str) -> list[str]:
+            out = srv.ok(demo, "protectable-list-instances", IMAGE, "--parameters", *params)
+            return [r["Id"] for r in rows(out)]
+        assert ids("name=karbor-protectable-image") == [image.id]
+        assert image.id in ids("status=active")
+        assert ids("name=no-such-image") == []
         shown = props(srv.ok(demo, "protectable-show-instance", IMAGE, image.id))
         assert shown["id"] == image.id and shown["name"] == "karbor-protectable-image"
         assert as_python(shown["extra_info"])["status"] == "active"

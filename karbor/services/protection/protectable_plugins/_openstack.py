@@ -13,6 +13,22 @@ from karbor.services.protection.protectable_plugin import ProtectablePlugin
 LOG = logging.getLogger(__name__)
 
 
+def matches(obj, info: dict, parameters: dict | None) -> bool:
+    """``protectable-list-instances --parameters k=v``: True when every key equals the
+    object's value (``id``, ``name`` or a key of its ``extra_info``); values compare as
+    strings too (the client sends strings)."""
+    for key, wanted in (parameters or {}).items():
+        if key in ("id", "name"):
+            value = getattr(obj, key, None)
+        elif key in info:
+            value = info[key]
+        else:
+            return False
+        if str(value) != str(wanted) and value != wanted:
+            return False
+    return True
+
+
 class OpenStackProtectablePlugin(ProtectablePlugin):
     """Subclasses set the type, ``_INVALID_STATUSES`` and implement ``_list``/``_get``."""
 
@@ -60,7 +76,8 @@ class OpenStackProtectablePlugin(ProtectablePlugin):
     def list_resources(self, context, parameters=None):
         objs = self._listing(context, f"list {self._SUPPORT_RESOURCE_TYPE} resources",
                              lambda conn: self._list(conn, context))
-        return [self._to_resource(o) for o in objs if self._valid(o)]
+        return [self._to_resource(o) for o in objs
+                if self._valid(o) and matches(o, self._extra_info(o) or {}, parameters)]
 
     def show_resource(self, context, resource_id, parameters=None):
         conn = self._conn(context)

@@ -20,7 +20,6 @@ from karbor.common import clients, constants, exception, keystone
 from karbor.services.protection.protectable_plugins._openstack import (
     OpenStackProtectablePlugin,
 )
-from karbor.services.protection.protectable_plugins.share import matches
 
 SERVICE_TYPE = "database"
 MAX_PAGES = 1000
@@ -166,12 +165,6 @@ class DatabaseProtectablePlugin(OpenStackProtectablePlugin):
 
     def _extra_info(self, obj):
         return extra_info(obj)
-
-    def list_resources(self, context, parameters=None):
-        objs = self._listing(context, f"list {self._SUPPORT_RESOURCE_TYPE} resources",
-                             lambda conn: self._list(conn, context))
-        return [self._to_resource(o) for o in objs
-                if self._valid(o) and matches(o, self._extra_info(o), parameters)]
 
     def _dependents(self, context, parent_resource):
         if parent_resource.type != constants.PROJECT_RESOURCE_TYPE:

@@ -20,21 +20,6 @@ _EXTRA = (("status", "status"), ("share_protocol", "share_proto"), ("size", "siz
           ("share_network_id", "share_network_id"))
 
 
-def matches(obj, info: dict, parameters: dict | None) -> bool:
-    """True when every key of ``parameters`` equals the object's value (``id``, ``name``
-    or a key of ``info``); values compare as strings (the client sends strings)."""
-    for key, wanted in (parameters or {}).items():
-        if key in ("id", "name"):
-            value = getattr(obj, key, None)
-        elif key in info:
-            value = info[key]
-        else:
-            return False
-        if str(value) != str(wanted) and value != wanted:
-            return False
-    return True
-
-
 class ShareProtectablePlugin(OpenStackProtectablePlugin):
     _SUPPORT_RESOURCE_TYPE = constants.SHARE_RESOURCE_TYPE
     _SERVICE = "Manila"
@@ -53,12 +38,6 @@ class ShareProtectablePlugin(OpenStackProtectablePlugin):
 
     def _extra_info(self, obj):
         return {key: getattr(obj, attr, None) for attr, key in _EXTRA}
-
-    def list_resources(self, context, parameters=None):
-        objs = self._listing(context, f"list {self._SUPPORT_RESOURCE_TYPE} resources",
-                             lambda conn: self._list(conn, context))
-        return [self._to_resource(o) for o in objs
-                if self._valid(o) and matches(o, self._extra_info(o), parameters)]
 
     def _dependents(self, context, parent_resource):
         if parent_resource.type != constants.PROJECT_RESOURCE_TYPE:
