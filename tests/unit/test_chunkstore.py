@@ -289,9 +289,17 @@ def test_stream_of_many_sources_and_reuse(make):
     a, b, c = rand(150 * KiB, 30), b"small file", rand(90 * KiB, 31)
     with store.session() as s:
         st = s.stream("tree", {"k": 1})
-        assert [st.write(io.BytesIO(x), len(x)) for x in (a, b, c)] == \
-            [0, len(a), len(a) + len(b)]
+        placed = []
+
+        def done(offset, length, info):
+            placed.append((info, offset, length))
+
+        st.write(io.BytesIO(a), len(a), done, "a")
+        st.write_small(lambda: (b, "b"), len(b), done)
+        st.write_small(lambda: (bytearray(c), "c"), len(c), done)
         m1 = st.close()
+        assert placed == [("a", 0, len(a)), ("b", len(a), len(b)),
+                          ("c", len(a) + len(b), len(c))]
     assert read_all(store, "tree") == a + b + c
     assert store.get_manifest("tree").metadata == {"k": 1}
     sizes = [n for _, n in m1.chunks]
@@ -300,10 +308,12 @@ def test_stream_of_many_sources_and_reuse(make):
     b_chunk = [(cid, n) for cid, n in m1.chunks if n == len(b)]
     with store.session() as s:
         st = s.stream("again")
-        assert st.reuse(m1.chunks)
-        assert not st.reuse([(bytes(32), 5)])  # not in the store: nothing appended
-        assert st.reuse(b_chunk)
+        placed.clear()
+        assert st.reuse(m1.chunks, done, "all")
+        assert not st.reuse([(bytes(32), 5)], done, "x")  # not in the store: nothing added
+        assert st.reuse(b_chunk, done, "b")
         m2 = st.close()
+        assert placed == [("all", 0, len(a + b + c)), ("b", len(a + b + c), len(b))]
         assert m2.stats.new_chunks == 0 and m2.stats.bytes_in == len(a + b + c + b)
     assert read_all(store, "again") == a + b + c + b
     assert store.verify("again").ok
@@ -830,13 +840,22 @@ def test_directory_files_cache_and_version_1_trees(make, tmp_path, monkeypatch):
     assert tree1["version"] == 2
     (src / "sub" / "f3").write_bytes(b"changed")
     read = []
-    real = Chunker.chunks
+    real, real_reader = Chunker.chunks, directory._reader
 
     def counting(self, fileobj, *a, **kw):
         read.append(os.readlink(f"/proc/self/fd/{fileobj.fileno()}"))
         return real(self, fileobj, *a, **kw)
 
+    def counting_reader(path, *a):
+        inner = real_reader(path, *a)
+
+        def read_small():
+            read.append(path)
+            return inner()
+        return read_small
+
     monkeypatch.setattr(Chunker, "chunks", counting)
+    monkeypatch.setattr(directory, "_reader", counting_reader)
     tree2 = directory.protect_tree(store, str(src), "cp2", "res")
     monkeypatch.undo()
     assert read == [str(src / "sub" / "f3")]

@@ -3,7 +3,8 @@
 ``BankPlugin`` is what a storage backend implements; ``Bank`` and ``BankSection``
 are what the engine and plugins use: they validate keys and confine a plugin
 to its own prefix.  Values that are not ``bytes`` are stored as JSON; ``bytes``
-are stored as bytes (the original JSON-encoded them, which broke binary data).
+are stored as bytes (the original JSON-encoded them, which broke binary data), and so is
+``BinaryParts``: one binary value given as consecutive buffers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,21 @@ from karbor.common import exception
 _KEY_RE = re.compile(r"^[A-Za-z0-9/_.\-@#:]+(?<!/)$")
 
 
+class BinaryParts(tuple):
+    """A binary value held as consecutive buffers, so that a big object assembled from
+    pieces (a pack of chunk blobs) need not be copied into one buffer: a plugin that sets
+    ``accepts_parts`` writes the parts one after the other; any other gets ``bytes``."""
+
+    __slots__ = ()
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(p).nbytes for p in self)
+
+
 class LeasePlugin(abc.ABC):
     @abc.abstractmethod
     def acquire_lease(self) -> None: ...
@@ -30,6 +46,8 @@ class LeasePlugin(abc.ABC):
 
 
 class BankPlugin(abc.ABC):
+    accepts_parts = False   # update_object takes BinaryParts as they are
+
     def __init__(self, config=None):
         self._config = config
 
@@ -85,6 +103,8 @@ class Bank:
         return self._plugin
 
     def update_object(self, key, value, context=None):
+        if isinstance(value, BinaryParts) and not self._plugin.accepts_parts:
+            value = bytes(value)
         return self._plugin.update_object(normalize_key(key), value, context=context)
 
     def get_object(self, key, context=None):

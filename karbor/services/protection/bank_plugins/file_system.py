@@ -13,7 +13,7 @@ from typing import Any
 from oslo_config import cfg
 
 from karbor.common import exception
-from karbor.services.protection.bank_plugin import BankPlugin, LeasePlugin
+from karbor.services.protection.bank_plugin import BankPlugin, BinaryParts, LeasePlugin
 
 BINARY_MAGIC = b"\x00KARBOR-BINARY\x00"
 
@@ -37,9 +37,11 @@ def list_opts():
     return [("file_system_bank_plugin", fs_bank_opts)]
 
 
-def encode(value: Any) -> bytes:
+def encode(value: Any) -> bytes | BinaryParts:
+    if isinstance(value, BinaryParts):
+        return BinaryParts((BINARY_MAGIC, *value))
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return BINARY_MAGIC + bytes(value)
+        return BinaryParts((BINARY_MAGIC, value))
     try:
         return json.dumps(value).encode()
     except (TypeError, ValueError) as exc:
@@ -53,6 +55,8 @@ def decode(data: bytes) -> Any:
 
 
 class FileSystemBankPlugin(BankPlugin, LeasePlugin):
+    accepts_parts = True
+
     def __init__(self, config=None, root: str | None = None,
                  group: str = "file_system_bank_plugin"):
         super().__init__(config)
@@ -113,7 +117,11 @@ class FileSystemBankPlugin(BankPlugin, LeasePlugin):
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                if isinstance(data, BinaryParts):
+                    for part in data:
+                        f.write(part)
+                else:
+                    f.write(data)
             os.replace(tmp, path)
         except BaseException:
             try:
@@ -135,8 +143,11 @@ class FileSystemBankPlugin(BankPlugin, LeasePlugin):
     def get_object(self, key, context=None):
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            with open(path, "rb", buffering=0) as f:
+                head = f.read(len(BINARY_MAGIC))
+                if head == BINARY_MAGIC:
+                    return f.readall()  # binary (a pack: big): read once, not copied
+                data = head + f.readall()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise exception.BankObjectNotFound(key=key) from None
         return decode(data)

@@ -56,26 +56,33 @@ def _incompressible(data) -> bool:
     return len(_compressor(1).compress(sample)) > len(sample) * 0.97
 
 
-def encode_chunk(sealer: crypto.Sealer, chunk_id: bytes, data, level: int) -> bytes | bytearray:
-    """The stored form of a chunk: compressed if that helps, then sealed under its id
-    (for a pack: it may be a bytearray)."""
+def encode_chunk(sealer: crypto.Sealer, chunk_id: bytes, data, level: int) -> list:
+    """The stored form of a chunk, as consecutive buffers (see ``Sealer.seal_parts``):
+    compressed if that helps, then sealed under its id."""
     comp, body = COMP_NONE, data
     if level > 0 and not _incompressible(data):
         packed = _compressor(level).compress(data)
         if len(packed) < len(data):
             comp, body = COMP_ZSTD, packed
-    return sealer.seal(comp, body, chunk_aad(chunk_id), mutable=True)
+    return sealer.seal_parts(comp, body, chunk_aad(chunk_id))
 
 
-def decode_chunk(sealer: crypto.Sealer, chunk_id: bytes, raw_length: int, stored) -> bytes:
-    """The plaintext of a stored chunk, checked against its id; ``CorruptionError`` if not."""
+def parts_size(parts) -> int:
+    return sum(len(p) for p in parts)
+
+
+def decode_chunk(sealer: crypto.Sealer, chunk_id: bytes, raw_length: int, stored,
+                 view: bool = False):
+    """The plaintext of a stored chunk, checked against its id; ``CorruptionError`` if not.
+    ``view``: an uncompressed chunk may come back as a view of ``stored`` (no copy; it
+    keeps ``stored`` alive)."""
     cid = chunk_id.hex()
     try:
         comp, body = sealer.open(stored, chunk_aad(chunk_id))
     except SealError as e:
         raise CorruptionError(reason=f"chunk {cid}: {e.reason}") from None
     if comp == COMP_NONE:
-        data = bytes(body)
+        data = body if view else bytes(body)
     elif comp == COMP_ZSTD:
         try:
             data = _decompressor().decompress(body, max_output_size=raw_length)

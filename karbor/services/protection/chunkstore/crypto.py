@@ -131,19 +131,19 @@ class Sealer:
         """The 32-byte keyed BLAKE3 of a chunk's plaintext: its name in the store."""
         return blake3.blake3(data, key=self._id_key).digest()
 
-    def seal(self, comp: int, body, aad: bytes, mutable: bool = False) -> bytes | bytearray:
-        """The sealed object; ``mutable``: may be a bytearray (saves a copy of the body,
-        for blobs that only go into a pack)."""
-        head = bytes((comp,))
+    def seal(self, comp: int, body, aad: bytes) -> bytes:
+        """The sealed object."""
+        return b"".join(self.seal_parts(comp, body, aad))
+
+    def seal_parts(self, comp: int, body, aad: bytes) -> list:
+        """The sealed object as consecutive buffers (``body`` itself among them when not
+        encrypted: a blob bound for a pack is not copied)."""
         if self._aead is None:
             h = blake3.blake3(aad)
-            h.update(head)
+            h.update(bytes((comp,)))
             h.update(body)
-            return b"".join((bytes((MODE_PLAIN,)), head, body, h.digest(length=CHECKSUM_LEN)))
+            return [bytes((MODE_PLAIN, comp)), body, h.digest(length=CHECKSUM_LEN)]
         nonce = os.urandom(NONCE_LEN)
-        if not mutable:
-            ct = self._aead.encrypt(nonce, head + bytes(body), aad)
-            return b"".join((bytes((MODE_AES_GCM,)), nonce, ct))
         plain = bytearray(1 + len(body))
         plain[0] = comp
         plain[1:] = body
@@ -151,7 +151,7 @@ class Sealer:
         out[0] = MODE_AES_GCM
         out[1:1 + NONCE_LEN] = nonce
         self._aead.encrypt_into(nonce, plain, aad, memoryview(out)[1 + NONCE_LEN:])
-        return out
+        return [out]
 
     def open(self, obj, aad: bytes) -> tuple[int, memoryview]:
         """``(comp, body)`` of a sealed object; ``SealError`` if it fails its check."""

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import blake3
 
 from karbor.services.protection.chunkstore import crypto
-from karbor.services.protection.chunkstore.blob import COMP_NONE
+from karbor.services.protection.bank_plugin import BinaryParts
+from karbor.services.protection.chunkstore.blob import COMP_NONE, parts_size
 from karbor.services.protection.chunkstore.errors import CorruptionError, SealError
 
 MAGIC = b"KCSP"
@@ -34,40 +35,48 @@ class BlobEntry(NamedTuple):
 
 
 class PackBuilder:
-    """Collects sealed blobs until the pack is big enough, then hands them over."""
+    """Collects sealed blobs (each a list of buffers) until the pack is big enough, then
+    hands them over."""
 
     def __init__(self):
-        self.blobs: list[bytes] = []
+        self.blobs: list[list] = []
         self.entries: list[tuple[bytes, int]] = []
         self.size = 0
 
-    def add(self, chunk_id: bytes, blob: bytes, raw_length: int) -> None:
-        self.blobs.append(blob)
+    def add(self, chunk_id: bytes, parts: list, raw_length: int) -> None:
+        self.blobs.append(parts)
         self.entries.append((chunk_id, raw_length))
-        self.size += len(blob)
+        self.size += parts_size(parts)
 
     def __len__(self) -> int:
         return len(self.blobs)
 
-    def take(self) -> tuple[list[bytes], list[tuple[bytes, int]]]:
+    def take(self) -> tuple[list[list], list[tuple[bytes, int]]]:
         blobs, entries = self.blobs, self.entries
         self.blobs, self.entries, self.size = [], [], 0
         return blobs, entries
 
 
-def build(sealer: crypto.Sealer, blobs: list[bytes],
-          entries: list[tuple[bytes, int]]) -> tuple[bytes, bytes, list[BlobEntry]]:
-    """``(pack_id, pack_bytes, entries)`` for the blobs, in order."""
+def build(sealer: crypto.Sealer, blobs: list[list],
+          entries: list[tuple[bytes, int]]) -> tuple[bytes, BinaryParts, list[BlobEntry]]:
+    """``(pack_id, pack, entries)`` for the blobs (each a list of buffers), in order; the
+    pack is the blobs' buffers followed by the header, not copied into one."""
     head = [_HEAD.pack(MAGIC, VERSION, os.urandom(16), len(blobs))]
     out: list[BlobEntry] = []
+    parts: list = []
+    hasher = blake3.blake3()
     offset = 0
     for blob, (cid, raw_length) in zip(blobs, entries, strict=True):
-        head.append(_ENTRY.pack(cid, len(blob), raw_length))
-        out.append(BlobEntry(cid, offset, len(blob), raw_length))
-        offset += len(blob)
+        length = parts_size(blob)
+        head.append(_ENTRY.pack(cid, length, raw_length))
+        out.append(BlobEntry(cid, offset, length, raw_length))
+        offset += length
+        parts.extend(blob)
     sealed = sealer.seal(COMP_NONE, b"".join(head), crypto.AAD_PACK_HEADER)
-    data = b"".join([*blobs, sealed, _TRAILER.pack(len(sealed))])
-    return blake3.blake3(data).digest(), data, out
+    parts += [sealed, _TRAILER.pack(len(sealed))]
+    for part in parts:
+        hasher.update(part)
+    return hasher.digest(), BinaryParts(parts), out
 
 
 def pack_id_of(data) -> bytes:

@@ -60,10 +60,14 @@ class _Window:
 
 
 class ChunkReader:
-    def __init__(self, store):
-        self._store = store
+    """``views``: chunks stored uncompressed are handed out as views of their pack (no
+    copy; the pack stays in memory while the caller holds one)."""
 
-    def _decode(self, cid: bytes, n: int, loc: Location, pack_future) -> bytes:
+    def __init__(self, store, views: bool = False):
+        self._store = store
+        self._views = views
+
+    def _decode(self, cid: bytes, n: int, loc: Location, pack_future):
         data = pack_future.result()
         if loc.raw_length != n:
             raise CorruptionError(reason=f"chunk {cid.hex()}: the index says "
@@ -73,7 +77,7 @@ class ChunkReader:
                                          f"{loc.pack_id.hex()}")
         stored = memoryview(data)[loc.offset:loc.offset + loc.length]
         try:
-            return blob.decode_chunk(self._store.sealer, cid, n, stored)
+            return blob.decode_chunk(self._store.sealer, cid, n, stored, self._views)
         except CorruptionError as e:
             raise CorruptionError(reason=f"{e.reason} (pack {loc.pack_id.hex()})") from None
 
@@ -107,7 +111,8 @@ class ChunkReader:
         """``(position, plaintext)`` for each ``(chunk_id, length)`` of ``plan``, in order.
 
         Without ``on_error`` the first bad chunk raises ``CorruptionError``; with it, the
-        error is reported and ``(position, None)`` is yielded instead.
+        error is reported and ``(position, None)`` is yielded instead. A chunk that comes
+        again within the window (a run of zeros, a repeated block) is opened once.
         """
         store = self._store
         depth = store.tuning.queue_depth
@@ -115,6 +120,7 @@ class ChunkReader:
         refreshed = [False]
         locs: deque[Location | None] = deque()
         inflight: deque[futures.Future | None] = deque()
+        recent: dict[bytes, futures.Future] = {}   # the chunks submitted in the window
         planned = submitted = done = 0
         try:
             while done < len(plan):
@@ -128,9 +134,14 @@ class ChunkReader:
                 while submitted < planned and submitted - done < depth:
                     cid, n = plan[submitted]
                     loc = locs[submitted - done]
-                    inflight.append(None if loc is None else store.cpu_pool.submit(
-                        self._decode, cid, n, loc, window.pack(loc)))
+                    fut = recent.get(cid)
+                    if fut is None and loc is not None:
+                        fut = recent[cid] = store.cpu_pool.submit(
+                            self._decode, cid, n, loc, window.pack(loc))
+                    inflight.append(fut)
                     submitted += 1
+                    if len(recent) > 2 * depth:
+                        del recent[next(iter(recent))]
                 fut = inflight.popleft()
                 cid, n = plan[done]
                 try:

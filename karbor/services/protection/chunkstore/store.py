@@ -115,7 +115,7 @@ class ChunkStore:
     @classmethod
     def create(cls, bank, *, passphrase: str | None = None, prefix: str = DEFAULT_PREFIX,
                chunker: ChunkerParams | None = None, pack_size: int = 16 * MiB,
-               compression_level: int = 3, kdf: crypto.ScryptParams | None = None,
+               compression_level: int = 2, kdf: crypto.ScryptParams | None = None,
                like: ChunkStore | None = None, tuning: Tuning | None = None) -> ChunkStore:
         """A new, empty store. ``like``: share its chunker and chunk-id key (not its data
         key), so that ``copy`` between the two moves chunks without re-chunking."""

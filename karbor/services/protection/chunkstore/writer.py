@@ -1,13 +1,14 @@
 """Write sessions: chunk, hash, dedup, compress, seal, pack and upload, in bounded memory.
 
-Pipeline: the caller's thread reads the source in blocks and cuts them (pyfastcdc releases
-the GIL while cutting) and hands each chunk, a view of its block (no copy), to the CPU
-pool, which hashes it and, when the store lacks it, compresses and seals it (BLAKE3, zstd
-and AES-GCM release the GIL: both cores work). Results
-are taken back in source order; new blobs fill a pack, and full packs go to the I/O pool to
-be stored. At most ``queue_depth`` chunks and ``pending_uploads`` packs are in flight.
-A ``StreamBuilder`` keeps that pipeline full across many sources of one manifest (the
-files of a directory) and appends the chunks of unchanged sources without reading them.
+Pipeline: the caller's thread reads a source in blocks and cuts them (pyfastcdc releases
+the GIL while cutting) and hands groups of chunks, views of their block (no copy), to the
+CPU pool, which hashes them and, for chunks the store lacks, compresses and seals them
+(BLAKE3, zstd and AES-GCM release the GIL: both cores work). Small sources go to the pool
+whole, many in one task, and are read and cut there. Results are taken back in source
+order; new blobs fill a pack, and full packs go to the I/O pool to be stored. At most
+``queue_depth`` tasks and ``pending_uploads`` packs are in flight. A ``StreamBuilder``
+keeps that pipeline full across many sources of one manifest (the files of a directory)
+and appends the chunks of unchanged sources without reading them.
 
 Protocol (what garbage collection relies on, see gc.py): the lease is written before the
 index and the condemned records are read; packs are stored before the index file that lists
@@ -19,15 +20,25 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 from karbor.services.protection.chunkstore import blob, index, layout, pack
+from karbor.services.protection.chunkstore.chunker import BufferPool
 from karbor.services.protection.chunkstore.errors import ChunkStoreError, CorruptionError
 from karbor.services.protection.chunkstore.gc import condemned_packs
 from karbor.services.protection.chunkstore.lease import WriterLease
 from karbor.services.protection.chunkstore.manifest import Manifest, WriteStats
 
 LOG = logging.getLogger(__name__)
+
+BATCH_BYTES = 1 << 20     # small sources read and digested together by one worker
+BATCH_SOURCES = 128
+
+Done = Callable[[int, int, Any], None]
+"""``done(offset, length, info)``: where a source landed in the stream."""
+_BEGIN = ("begin",)
 
 
 class WriteSession:
@@ -50,6 +61,7 @@ class WriteSession:
             raise
         self._known: set[bytes] = set()
         self._builder = pack.PackBuilder()
+        self.buffers = BufferPool()
         self._uploads: deque[futures.Future] = deque()
         self._stored: list[index.PackEntries] = []
         self._staged: list[Manifest] = []
@@ -106,7 +118,7 @@ class WriteSession:
         self._check_open()
         if chunk_id in self._known:
             return False
-        self._add(chunk_id, bytes(stored), raw_length)
+        self._add(chunk_id, [bytes(stored)], raw_length)
         return True
 
     def add_manifest(self, manifest: Manifest) -> Manifest:
@@ -130,6 +142,23 @@ class WriteSession:
         if self.has(cid):
             return cid, len(data), None
         return cid, len(data), blob.encode_chunk(self._sealer, cid, data, self._level)
+
+    def _digest_many(self, views) -> list:
+        """CPU pool: the pieces of a group of chunks (see StreamBuilder)."""
+        out = [("chunk", *self._digest(v, None)) for v in views]
+        views.clear()  # the pool's work item keeps the list alive until we return
+        return out
+
+    def _read_many(self, batch) -> list:
+        """CPU pool: read small sources whole, cut and digest them."""
+        out = []
+        cut = self._store.chunker.cut
+        for read, done in batch:
+            data, info = read()
+            out.append(_BEGIN)
+            out.extend(("chunk", *self._digest(v, None)) for v in cut(data))
+            out.append(("end", done, info))
+        return out
 
     def _ingest(self, items, chunks: list, stats: WriteStats) -> None:
         self._check_open()
@@ -158,10 +187,10 @@ class WriteSession:
             return
         stats.new_chunks += 1
         stats.new_bytes += n
-        stats.stored_bytes += len(sealed)
+        stats.stored_bytes += blob.parts_size(sealed)
         self._add(cid, sealed, n)
 
-    def _add(self, cid: bytes, sealed: bytes, n: int) -> None:
+    def _add(self, cid: bytes, sealed: list, n: int) -> None:
         self._builder.add(cid, sealed, n)
         self._known.add(cid)
         if self._builder.size >= self._store.pack_size:
@@ -246,6 +275,7 @@ class WriteSession:
             self._lease.release()
             raise ChunkStoreError(reason="write session closed with uncommitted data")
         self._closed = True
+        self.buffers.clear()
         self._lease.release()
 
     def _check_open(self) -> None:
@@ -256,87 +286,151 @@ class WriteSession:
 class StreamBuilder:
     """One manifest from many sources, e.g. the files of a directory tree.
 
-    ``write(fileobj)`` appends a source's chunks (cut on their own: a chunk never spans two
-    sources, so each source's chunks can be reused alone later) and returns where the
-    source starts in the stream; ``reuse(chunks)`` appends chunks the store already has
-    without reading anything (False, appending nothing, if one of them is missing).
-    Chunks of successive sources are hashed and compressed without waiting at source
-    boundaries; ``close()`` waits for the last ones and stages the manifest.
+    Sources are appended in call order; a chunk never spans two sources, so each source's
+    chunks can be reused alone later. ``write(fileobj)`` reads and cuts a source on the
+    caller's thread and hashes/compresses its chunks on the CPU pool; ``write_small(read)``
+    hands a small source whole to the CPU pool, batched with its neighbours, so that many
+    small files cost a few pool round trips instead of one each (``read`` runs on a worker
+    and returns the bytes and an ``info`` of the caller's choice); ``reuse(chunks)`` appends
+    chunks the store already has without reading anything. Each takes a ``done`` callback,
+    called on the caller's thread in stream order once the source's chunks are known
+    (during a later call or ``close()``): that is when its offset and length are known.
+    Nothing waits at source boundaries; ``close()`` waits for the last ones and stages the
+    manifest.
     """
 
     def __init__(self, session: WriteSession, name: str, metadata: dict):
         self._session = session
         self.name = name
         self.metadata = metadata
-        self.chunks: list = []          # (chunk_id, length); None while being hashed
+        self.chunks: list = []          # (chunk_id, length), in stream order, as taken
         self.size = 0
         self.stats = WriteStats()
-        self._inflight: deque[tuple[int, futures.Future]] = deque()
+        # in stream order: a future of a list of pieces, or such a list already known
+        self._queue: deque = deque()
+        self._futures = 0
         self._depth = session._store.tuning.queue_depth
+        self._batch: list = []
+        self._batch_bytes = 0
+        self._start = 0
         self._closed = False
 
-    def write(self, fileobj, size_hint: int | None = None) -> int:
-        """Append everything ``fileobj`` yields; returns its offset in the stream."""
-        s = self._session
-        s._check_open()
-        start = self.size
-        pool = s._store.cpu_pool
+    # ------------------------------------------------------------------ sources
+
+    def write(self, fileobj, size_hint: int | None = None, done: Done | None = None,
+              info: Any = None) -> None:
+        """Append everything ``fileobj`` yields (cut here, digested on the CPU pool)."""
+        s = self._check()
+        self._flush_batch()
+        self._queue.append([_BEGIN])
+        pool, group, group_bytes = s._store.cpu_pool, [], 0
+        limit = s._store.params.max_size  # a group: about one largest chunk's worth
         try:
-            for view in s._store.chunker.chunks(fileobj, size_hint):
-                self._submit(pool.submit(s._digest, view, None), len(view))
+            for view in s._store.chunker.chunks(fileobj, size_hint, buffers=s.buffers):
+                group.append(view)
+                group_bytes += len(view)
                 del view
+                if group_bytes >= limit:
+                    self._submit(pool.submit(s._digest_many, group))
+                    group, group_bytes = [], 0
+            if group:
+                self._submit(pool.submit(s._digest_many, group))
         except BaseException:
             self._cancel()
             raise
-        return start
+        self._queue.append([("end", done, info)])
+        self._take_ready()
 
-    def reuse(self, chunks) -> bool:
-        """Append chunks the store holds (live, not condemned) without reading them."""
-        s = self._session
+    def write_small(self, read: Callable[[], tuple[Any, Any]], size_hint: int,
+                    done: Done | None = None) -> None:
+        """Append a small source read whole on a CPU worker: ``read()`` returns
+        ``(data, info)``; ``done(offset, length, info)`` follows in stream order."""
+        self._check()
+        self._batch.append((read, done))
+        self._batch_bytes += max(size_hint, 0)
+        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_SOURCES:
+            self._flush_batch()
+
+    def reuse(self, chunks, done: Done | None = None, info: Any = None) -> bool:
+        """Append chunks the store holds (live, not condemned) without reading them;
+        False, appending nothing, if one of them is missing."""
+        s = self._check()
         if not all(s.has(cid) for cid, _ in chunks):
             return False
-        for cid, n in chunks:
-            self.chunks.append((cid, n))
-            self.size += n
-            self.stats.bytes_in += n
-            self.stats.chunks += 1
+        self._flush_batch()
+        self._queue.append([_BEGIN, *(("chunk", cid, n, None) for cid, n in chunks),
+                            ("end", done, info)])
+        self._take_ready()
         return True
 
-    def _submit(self, fut: futures.Future, n: int) -> None:
-        self._inflight.append((len(self.chunks), fut))
-        self.chunks.append(None)
-        self.size += n
-        while len(self._inflight) >= self._depth:
+    # ------------------------------------------------------------------ pipeline
+
+    def _flush_batch(self) -> None:
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._submit(self._session._store.cpu_pool.submit(self._session._read_many,
+                                                              batch))
+
+    def _submit(self, fut: futures.Future) -> None:
+        self._queue.append(fut)
+        self._futures += 1
+        while self._futures >= self._depth:
+            self._take()
+
+    def _take_ready(self) -> None:
+        """Apply what is known at the head of the queue (no waiting)."""
+        while self._queue and (not isinstance(self._queue[0], futures.Future)
+                               or self._queue[0].done()):
             self._take()
 
     def _take(self) -> None:
-        slot, fut = self._inflight.popleft()
-        cid, n, sealed = fut.result()
-        self.chunks[slot] = (cid, n)
-        stats = self.stats
-        stats.bytes_in += n
-        stats.chunks += 1
+        """Apply the oldest queued pieces (waiting for them if they are being digested)."""
+        item = self._queue.popleft()
+        if isinstance(item, futures.Future):
+            self._futures -= 1
+            item = item.result()
         s = self._session
-        if sealed is None or s.has(cid):
-            return
-        stats.new_chunks += 1
-        stats.new_bytes += n
-        stats.stored_bytes += len(sealed)
-        s._add(cid, sealed, n)
+        stats = self.stats
+        for piece in item:
+            kind = piece[0]
+            if kind == "chunk":
+                _, cid, n, sealed = piece
+                self.chunks.append((cid, n))
+                self.size += n
+                stats.bytes_in += n
+                stats.chunks += 1
+                if sealed is None or s.has(cid):
+                    continue
+                stats.new_chunks += 1
+                stats.new_bytes += n
+                stats.stored_bytes += blob.parts_size(sealed)
+                s._add(cid, sealed, n)
+            elif kind == "begin":
+                self._start = self.size
+            elif piece[1] is not None:   # end
+                piece[1](self._start, self.size - self._start, piece[2])
 
     def _cancel(self) -> None:
-        for _, f in self._inflight:
+        pending = [f for f in self._queue if isinstance(f, futures.Future)]
+        for f in pending:
             f.cancel()
-        futures.wait([f for _, f in self._inflight])
-        self._inflight.clear()
+        futures.wait(pending)
+        self._queue.clear()
+        self._batch = []
         self._closed = True
+
+    def _check(self) -> WriteSession:
+        if self._closed:
+            raise ChunkStoreError(reason=f"stream {self.name} is closed")
+        self._session._check_open()
+        return self._session
 
     def close(self) -> Manifest:
         """Wait for the chunks in flight and stage the manifest (see WriteSession)."""
-        if self._closed:
-            raise ChunkStoreError(reason=f"stream {self.name} is closed")
+        self._check()
         try:
-            while self._inflight:
+            self._flush_batch()
+            while self._queue:
                 self._take()
         except BaseException:
             self._cancel()

@@ -13,7 +13,7 @@ from oslo_config import cfg
 
 from karbor.common import exception
 from karbor.services.protection.chunkstore.errors import ChunkStoreError, GCBusy
-from karbor.services.protection.chunkstore.store import ChunkStore
+from karbor.services.protection.chunkstore.store import ChunkStore, Tuning
 
 chunk_store_opts = [
     cfg.StrOpt("passphrase", secret=True, default=None,
@@ -21,6 +21,10 @@ chunk_store_opts = [
                     "created; needed to open an encrypted one)."),
     cfg.StrOpt("chunk_prefix", default="/chunks",
                help="Where in the bank the chunk store lives."),
+    cfg.IntOpt("compression_level", min=0, max=19, default=None,
+               help="zstd level this provider's plugins write with (0: no compression). "
+                    "Default: the store's own (2 for a store created now: as small as "
+                    "level 3 on typical data, and a third faster)."),
 ]
 
 _stores: dict[int, tuple[object, ChunkStore]] = {}
@@ -51,8 +55,10 @@ def store_for(config, bank, like: ChunkStore | None = None) -> ChunkStore:
             opts = config.chunk_store
         passphrase = opts.passphrase if opts is not None else None
         prefix = opts.chunk_prefix if opts is not None else "/chunks"
+        level = opts.compression_level if opts is not None else None
         extra = {"like": like} if like is not None else {}
-        store = ChunkStore.open_or_create(bank, passphrase=passphrase, prefix=prefix, **extra)
+        store = ChunkStore.open_or_create(bank, passphrase=passphrase, prefix=prefix,
+                                          tuning=Tuning(compression_level=level), **extra)
         _stores[id(bank)] = (bank, store)
         return store
 

@@ -40,6 +40,7 @@ BLOCK = 4096          # zero runs of this size (aligned) become holes on restore
 PART_CHUNKS = 100_000  # chunks per data stream of a tree (a new one starts after a file)
 RESTORE_THREADS = 4    # threads creating small files on restore
 SMALL_FILE = 1 << 20   # files up to this size are written by those threads
+SMALL_SOURCE = 4 << 20  # files up to this size are read whole by the chunk store's workers
 SMALL_FILES_HELD = 64 << 20  # bytes of small files waiting for them
 
 def _stream_name(checkpoint_id: str, resource_id: str, key: str) -> str:
@@ -141,6 +142,43 @@ class _FilesCache:
         return chunks[i:j]
 
 
+def _same_file(fd: int, rel: str, ident: tuple[int, int]) -> os.stat_result:
+    fst = os.fstat(fd)
+    if (fst.st_dev, fst.st_ino) != ident:
+        raise exception.KarborException(message=f"{rel} changed while it was being protected")
+    return fst
+
+
+def _reader(path: str, rel: str, ident: tuple[int, int]):
+    """A small file's contents and fstat, read whole on a chunk-store worker."""
+    def read():
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            fst = _same_file(fd, rel, ident)
+            parts = [os.read(fd, fst.st_size + 1)]
+            while parts[-1]:
+                parts.append(os.read(fd, 1 << 20))
+        finally:
+            os.close(fd)
+        return parts[0] if len(parts) == 2 else b"".join(parts), fst
+    return read
+
+
+def _file_done(e: dict, rel: str, key: str, files: list):
+    """Fills a file's entry (and the next files cache) once its place in stream ``key``
+    is known."""
+    def done(offset: int, size: int, fst: os.stat_result) -> None:
+        if not size:
+            e.update(size=0, sparse=False)
+            return
+        e.update(size=size, stream=key, offset=offset,
+                 sparse=fst.st_blocks * 512 < fst.st_size)
+        if size == fst.st_size:
+            files.append([rel, fst.st_size, fst.st_mtime_ns, fst.st_ctime_ns, fst.st_ino,
+                          key, offset])
+    return done
+
+
 def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: str) -> dict:
     started_ns = time.time_ns()
     root_st = os.lstat(top)
@@ -180,29 +218,22 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                     links[ident] = rel
                 e = _entry(rel, st, "file")
                 entries.append(e)
-                chunks = cache.lookup(rel, st) if st.st_size else None
-                if chunks is not None and stream().reuse(chunks):
-                    fst = st
-                    offset = data.size - st.st_size
-                else:
-                    fd = os.open(os.path.join(top, rel), os.O_RDONLY | os.O_NOFOLLOW)
-                    with os.fdopen(fd, "rb", buffering=0) as f:
-                        fst = os.fstat(fd)
-                        if (fst.st_dev, fst.st_ino) != ident:
-                            raise exception.KarborException(
-                                message=f"{rel} changed while it was being protected")
-                        if not fst.st_size:
-                            e.update(size=0, sparse=False)
-                            continue
-                        s = stream()
-                        offset = s.write(f, fst.st_size)
-                e["size"] = data.size - offset
-                e["stream"] = streams[-1]
-                e["offset"] = offset
-                e["sparse"] = fst.st_blocks * 512 < fst.st_size
-                if e["size"] == fst.st_size:
-                    files.append([rel, fst.st_size, fst.st_mtime_ns, fst.st_ctime_ns,
-                                  fst.st_ino, streams[-1], offset])
+                if not st.st_size:
+                    e.update(size=0, sparse=False)
+                    continue
+                s = stream()
+                done = _file_done(e, rel, streams[-1], files)
+                chunks = cache.lookup(rel, st)
+                if chunks is not None and s.reuse(chunks, done, st):
+                    continue
+                path = os.path.join(top, rel)
+                if st.st_size <= SMALL_SOURCE:
+                    s.write_small(_reader(path, rel, ident), st.st_size, done)
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, "rb", buffering=0) as f:
+                    fst = _same_file(fd, rel, ident)
+                    s.write(f, fst.st_size, done, fst)
             else:
                 skipped.append(rel)  # sockets, FIFOs, devices: not data
         if data is not None:
@@ -299,7 +330,8 @@ class _Pieces:
     """The files' bytes from one pass of the chunk reader (fetching ahead across files)."""
 
     def __init__(self, store: ChunkStore, plan, cuts):
-        self._chunks = reader.ChunkReader(store).chunks(plan) if plan else iter(())
+        self._chunks = (reader.ChunkReader(store, views=True).chunks(plan) if plan
+                        else iter(()))
         self._cuts = cuts
         self._i = 0
 
