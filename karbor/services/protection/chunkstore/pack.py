@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import blake3
 
-from karbor.services.protection.chunkstore import crypto
 from karbor.services.protection.bank_plugin import BinaryParts
+from karbor.services.protection.chunkstore import crypto
 from karbor.services.protection.chunkstore.blob import COMP_NONE, parts_size
 from karbor.services.protection.chunkstore.errors import CorruptionError, SealError
 
