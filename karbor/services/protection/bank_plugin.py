@@ -110,6 +110,17 @@ class Bank:
     def get_object(self, key, context=None):
         return self._plugin.get_object(normalize_key(key), context=context)
 
+    def get_buffer(self, key, context=None):
+        """A binary object as a read-only buffer (bytes, or a plugin's zero-copy view of
+        it: the file-system bank maps the file); ``BankError`` if it is not binary."""
+        read = getattr(self._plugin, "get_buffer", None)
+        if callable(read):
+            return read(normalize_key(key), context=context)
+        value = self._plugin.get_object(normalize_key(key), context=context)
+        if not isinstance(value, bytes):
+            raise exception.BankError(reason=f"{key} is not a binary object")
+        return value
+
     def list_objects(self, prefix=None, limit=None, marker=None, sort_dir=None, context=None):
         prefix = normalize_prefix(prefix)
         return self._plugin.list_objects(prefix=prefix, limit=limit, marker=marker,
@@ -157,6 +168,9 @@ class BankSection:
     def update_object(self, key, value, context=None):
         self._check_writable()
         return self._bank.update_object(self._full(key), value, context=context)
+
+    def get_buffer(self, key, context=None):
+        return self._bank.get_buffer(self._full(key), context=context)
 
     def get_object(self, key, context=None):
         return self._bank.get_object(self._full(key), context=context)

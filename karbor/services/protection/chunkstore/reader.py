@@ -17,6 +17,9 @@ from karbor.services.protection.chunkstore import blob, layout
 from karbor.services.protection.chunkstore.errors import CorruptionError
 from karbor.services.protection.chunkstore.index import Location
 
+GROUP_CHUNKS = 16        # chunks opened by one pool task, at most
+GROUP_BYTES = 4 << 20    # and their plaintext bytes
+
 
 class _Window:
     """The chunks between the next one to hand out and the last one planned, and their
@@ -105,53 +108,77 @@ class ChunkReader:
         raise CorruptionError(reason=f"chunk {cid.hex()}: " +
                               ("; ".join(problems) or "in no index"))
 
+    def _decode_many(self, items) -> list:
+        """CPU pool: a group of chunks; a chunk that fails is its exception in the list."""
+        out = []
+        for cid, n, loc, pack_future in items:
+            try:
+                out.append(self._decode(cid, n, loc, pack_future))
+            except (CorruptionError, exception.BankObjectNotFound) as e:
+                out.append(e)
+        return out
+
     def chunks(self, plan: list[tuple[bytes, int]],
                on_error: Callable[[int, bytes, CorruptionError], None] | None = None
                ) -> Iterator[tuple[int, bytes | None]]:
         """``(position, plaintext)`` for each ``(chunk_id, length)`` of ``plan``, in order.
 
         Without ``on_error`` the first bad chunk raises ``CorruptionError``; with it, the
-        error is reported and ``(position, None)`` is yielded instead. A chunk that comes
-        again within the window (a run of zeros, a repeated block) is opened once.
+        error is reported and ``(position, None)`` is yielded instead. Consecutive chunks
+        are opened in groups (one pool task for many small ones); a chunk that comes again
+        within the window (a run of zeros, a repeated block) is opened once.
         """
         store = self._store
         depth = store.tuning.queue_depth
+        ahead_limit = depth * GROUP_BYTES      # plaintext bytes opened ahead of the caller
         window = _Window(store, store.tuning.read_packs)
         refreshed = [False]
         locs: deque[Location | None] = deque()
-        inflight: deque[futures.Future | None] = deque()
-        recent: dict[bytes, futures.Future] = {}   # the chunks submitted in the window
-        planned = submitted = done = 0
+        # per submitted position: (holder of its group's future, index in the group)
+        inflight: deque[tuple[list, int]] = deque()
+        recent: dict[bytes, tuple[list, int]] = {}   # chunks submitted within the window
+        planned = submitted = done = ahead = 0
         try:
             while done < len(plan):
-                while planned < len(plan) and planned - done < 4 * depth:
+                while planned < len(plan) and planned - done < GROUP_CHUNKS * depth:
                     loc = self._locate(plan[planned][0], refreshed)
                     if not window.can_take(loc):
                         break
                     window.take(loc)
                     locs.append(loc)
                     planned += 1
-                while submitted < planned and submitted - done < depth:
-                    cid, n = plan[submitted]
-                    loc = locs[submitted - done]
-                    fut = recent.get(cid)
-                    if fut is None and loc is not None:
-                        fut = recent[cid] = store.cpu_pool.submit(
-                            self._decode, cid, n, loc, window.pack(loc))
-                    inflight.append(fut)
-                    submitted += 1
-                    if len(recent) > 2 * depth:
+                while submitted < planned and (ahead < ahead_limit or submitted == done):
+                    holder: list = [None]
+                    items: list = []
+                    size = 0
+                    while (submitted < planned and len(items) < GROUP_CHUNKS
+                           and size < GROUP_BYTES):
+                        cid, n = plan[submitted]
+                        loc = locs[submitted - done]
+                        slot = recent.get(cid)
+                        if slot is None and loc is not None:
+                            slot = recent[cid] = (holder, len(items))
+                            items.append((cid, n, loc, window.pack(loc)))
+                            size += n
+                        inflight.append(slot or (holder, -1))
+                        ahead += n
+                        submitted += 1
+                    if items:
+                        holder[0] = store.cpu_pool.submit(self._decode_many, items)
+                    while len(recent) > GROUP_CHUNKS * depth:
                         del recent[next(iter(recent))]
-                fut = inflight.popleft()
+                holder, i = inflight.popleft()
                 cid, n = plan[done]
+                ahead -= n
                 try:
-                    if fut is None:
+                    if i < 0:
                         raise CorruptionError(reason=f"chunk {cid.hex()} is in no index "
                                                      "(missing from the store)")
-                    try:
-                        data = fut.result()
-                    except exception.BankObjectNotFound:
+                    data = holder[0].result()[i]
+                    if isinstance(data, exception.BankObjectNotFound):
                         data = self._retry(cid, n)
+                    elif isinstance(data, CorruptionError):
+                        raise data
                 except CorruptionError as e:
                     if on_error is None:
                         raise
@@ -161,14 +188,17 @@ class ChunkReader:
                 yield done, data
                 done += 1
         finally:
-            for f in inflight:
-                if f is not None:
-                    f.cancel()
+            for holder, _ in inflight:
+                if holder[0] is not None:
+                    holder[0].cancel()
             window.close()
 
 
-def fetch(store, pack_id: bytes) -> bytes:
-    data = store.section.get_object(layout.pack_key(pack_id))
-    if not isinstance(data, bytes):
-        raise CorruptionError(reason=f"pack {pack_id.hex()} is not a bytes object")
-    return data
+def fetch(store, pack_id: bytes):
+    """A pack's bytes (a read-only buffer: the file-system bank maps the file)."""
+    try:
+        return store.section.get_buffer(layout.pack_key(pack_id))
+    except exception.BankObjectNotFound:
+        raise
+    except exception.BankError:
+        raise CorruptionError(reason=f"pack {pack_id.hex()} is not a bytes object") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import queue
 import shutil
 import stat
 import threading
@@ -42,6 +43,7 @@ RESTORE_THREADS = 4    # threads creating small files on restore
 SMALL_FILE = 1 << 20   # files up to this size are written by those threads
 SMALL_SOURCE = 4 << 20  # files up to this size are read whole by the chunk store's workers
 SMALL_FILES_HELD = 64 << 20  # bytes of small files waiting for them
+BATCH_FILES = 32       # small files per job of those threads
 
 def _stream_name(checkpoint_id: str, resource_id: str, key: str) -> str:
     return f"dir/{checkpoint_id}/{resource_id}/{key}"
@@ -365,6 +367,8 @@ def _write_data(pieces, fd: int, size: int, sparse: bool) -> None:
         if sparse and _zero(piece):
             pos += n
             continue
+        if sparse and not isinstance(piece, bytes):
+            piece = bytes(piece)  # ``in`` on a memoryview compares byte by byte
         if not sparse or zero_block not in piece:
             # (a piece with no run of BLOCK zero bytes holds no zero block either)
             os.pwrite(fd, piece, pos)
@@ -436,6 +440,43 @@ def _restore_file(path: str, tmp: str | None, e: dict, pieces, as_root: bool) ->
     _apply_meta(path, e, as_root)
 
 
+_END = object()
+
+
+class _Feed:
+    """A big file's pieces, handed from the thread reading the chunk store (which must
+    take every file's pieces in order) to the thread writing the file, so that reading
+    and opening chunks goes on while the kernel copies data into the file."""
+
+    def __init__(self, depth: int = 8):
+        self._q: queue.Queue = queue.Queue(depth)
+
+    def __iter__(self):
+        while True:
+            item = self._q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def put(self, item, writer) -> None:
+        """Queue ``item``; if the writer stopped (its future is done), raise its error."""
+        while True:
+            try:
+                self._q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if writer.done():
+                    writer.result()
+                    raise RestoreError(reason="the file writer stopped early") from None
+
+
+def _restore_files(batch, as_root: bool) -> None:
+    for path, tmp, e, data in batch:
+        _restore_file(path, tmp, e, data, as_root)
+
+
 def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
                  resource_id: str, in_place: bool) -> None:
     as_root = os.geteuid() == 0
@@ -448,15 +489,26 @@ def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
     checked: set[str] = set()   # parent directories found inside the target
     n_file = n_tmp = 0
     tmp_prefix = f".karbor-restore-{os.getpid()}-{threading.get_ident()}-"
-    # Small files are written by a few threads (creating files is most of their cost);
-    # a big one by this thread, straight from the reader.
+    # Small files are written by a few threads, many per job (creating files is most of
+    # their cost); big ones by another thread, fed their pieces by this one.
     pool = ThreadPoolExecutor(RESTORE_THREADS, thread_name_prefix="restore")
+    big = ThreadPoolExecutor(1, thread_name_prefix="restore-big")
     jobs: deque = deque()
     held = 0
+    batch: list = []    # small files for one job of the pool
+    batch_bytes = 0
+
+    def flush() -> None:
+        nonlocal batch, batch_bytes
+        if batch:
+            jobs.append((pool.submit(_restore_files, batch, as_root), batch_bytes))
+            batch, batch_bytes = [], 0
 
     def settle(limit: int) -> None:
         nonlocal held
-        while jobs and (len(jobs) > 64 or held > limit):
+        if limit < 0:
+            flush()
+        while jobs and (len(jobs) > 16 or held > limit):
             fut, n = jobs.popleft()
             held -= n
             fut.result()
@@ -498,12 +550,28 @@ def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
                             raise RestoreError(reason=f"file {rel!r} not restored: "
                                                       f"{exc.msg}") from exc
                 if isinstance(data, list) or not e.get("stream"):
-                    jobs.append((pool.submit(_restore_file, path, tmp, e, data, as_root),
-                                 e.get("size", 0)))
-                    held += e.get("size", 0)
+                    size = e.get("size", 0)
+                    batch.append((path, tmp, e, data))
+                    batch_bytes += size
+                    held += size
+                    if len(batch) >= BATCH_FILES or batch_bytes >= SMALL_FILE:
+                        flush()
                     settle(SMALL_FILES_HELD)
                 else:
-                    _restore_file(path, tmp, e, data, as_root)
+                    feed = _Feed()
+                    writer = big.submit(_restore_file, path, tmp, e, feed, as_root)
+                    jobs.append((writer, 0))
+                    try:
+                        for piece in data:
+                            feed.put(piece, writer)
+                    except BaseException as exc:
+                        # the writer removes the file (and must not wait for more)
+                        feed.put(exc if isinstance(exc, Exception)
+                                 else RestoreError(reason="restore interrupted"), writer)
+                        if isinstance(exc, ChunkStoreError):
+                            writer.result()  # its error names the file
+                        raise
+                    feed.put(_END, writer)
             elif kind == "symlink":
                 settle(-1)  # (nor through a symlink made meanwhile)
                 _clear(path, keep_dir=False)
@@ -519,6 +587,7 @@ def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
         settle(-1)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        big.shutdown(wait=True, cancel_futures=True)
         pieces.close()
     # Directories last, deepest first, so creating their children does not touch mtimes.
     for path, e in reversed(dirs):
