@@ -819,6 +819,49 @@ def _tree_files(root) -> dict[str, bytes]:
     return out
 
 
+def test_directory_entries_deleted_during_protect_are_left_out(make, tmp_path,
+                                                               monkeypatch):
+    """A file, a big file, a symlink and a directory deleted between the walk and their
+    reading do not fail the protect: the checkpoint has everything else, and the tree
+    names what vanished."""
+    import shutil
+
+    from karbor.services.protection.protection_plugins import directory
+
+    monkeypatch.setattr(directory, "SMALL_SOURCE", 64 * KiB)
+    store = make()
+    src = tmp_path / "src"
+    (src / "dir" / "inner").mkdir(parents=True)
+    (src / "dir" / "inner" / "x").write_bytes(b"inside a directory that goes")
+    (src / "keep").mkdir()
+    (src / "keep" / "a").write_bytes(rand(10 * KiB, 80))
+    (src / "keep" / "big").write_bytes(rand(300 * KiB, 81))
+    (src / "small").write_bytes(rand(20 * KiB, 82))
+    (src / "big").write_bytes(rand(200 * KiB, 83))
+    (src / "link").symlink_to("keep/a")
+    doomed = {"small", "big", "link", "dir/inner"}
+    real_walk = directory._walk
+
+    def walk(top, vanished):
+        for rel, st in real_walk(top, vanished):
+            if rel in doomed:  # deleted after the walk saw it, before it is read
+                path = os.path.join(top, rel)
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) \
+                    else os.unlink(path)
+            yield rel, st
+
+    monkeypatch.setattr(directory, "_walk", walk)
+    tree = directory.protect_tree(store, str(src), "cp", "res")
+    assert tree["vanished"] == sorted(doomed)
+    assert {e["path"] for e in tree["entries"]} == {"", "dir", "keep", "keep/a",
+                                                    "keep/big"}
+    out = tmp_path / "out"
+    directory.restore_tree(store, tree, str(out), "cp", "res", in_place=False)
+    assert _tree_files(out) == _tree_files(src)
+    assert sorted(os.listdir(out)) == ["dir", "keep"]
+    assert directory.verify_tree(store, tree, "cp", "res") == []
+
+
 def test_directory_files_cache_and_version_1_trees(make, tmp_path, monkeypatch):
     """The second protect reads only the files that changed (the files cache), and a
     version-1 tree (a manifest per file) still restores and verifies."""

@@ -74,17 +74,27 @@ def _source_path(resource) -> str:
 # that had not been changed within a second of that backup's start) is not read again:
 # its chunks are taken over from the previous stream if the store still holds them all.
 
-def _walk(top: str):
+def _walk(top: str, vanished: list):
     """(relative path, lstat) of everything below ``top``, parents first, never following
-    a symlink."""
+    a symlink; what is deleted while the walk goes on is added to ``vanished``."""
     stack = [""]
     while stack:
         rel = stack.pop()
-        with os.scandir(os.path.join(top, rel) if rel else top) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        try:
+            with os.scandir(os.path.join(top, rel) if rel else top) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            if not rel:
+                raise
+            vanished.append(rel)
+            continue
         for entry in entries:
             child = os.path.join(rel, entry.name) if rel else entry.name
-            st = entry.stat(follow_symlinks=False)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                vanished.append(child)
+                continue
             yield child, st
             if stat.S_ISDIR(st.st_mode):
                 stack.append(child)
@@ -154,7 +164,10 @@ def _same_file(fd: int, rel: str, ident: tuple[int, int]) -> os.stat_result:
 def _reader(path: str, rel: str, ident: tuple[int, int]):
     """A small file's contents and fstat, read whole on a chunk-store worker."""
     def read():
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return b"", None   # deleted since the walk (see _file_done)
         try:
             fst = _same_file(fd, rel, ident)
             parts = [os.read(fd, fst.st_size + 1)]
@@ -166,10 +179,13 @@ def _reader(path: str, rel: str, ident: tuple[int, int]):
     return read
 
 
-def _file_done(e: dict, rel: str, key: str, files: list):
+def _file_done(e: dict, rel: str, key: str, files: list, vanished: list):
     """Fills a file's entry (and the next files cache) once its place in stream ``key``
-    is known."""
-    def done(offset: int, size: int, fst: os.stat_result) -> None:
+    is known; a file deleted before it could be opened (no ``fst``) is ``vanished``."""
+    def done(offset: int, size: int, fst: os.stat_result | None) -> None:
+        if fst is None:
+            vanished.append(rel)
+            return
         if not size:
             e.update(size=0, sparse=False)
             return
@@ -187,6 +203,7 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
     entries = [_entry("", root_st, "dir")]
     links: dict[tuple[int, int], str] = {}
     skipped = []
+    vanished: list[str] = []
     cache = _FilesCache.load(store, top, resource_id)
     files = []      # the next files cache
     streams = []
@@ -203,13 +220,17 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                                                    streams[-1]))
             return data
 
-        for rel, st in _walk(top):
+        for rel, st in _walk(top, vanished):
             mode = st.st_mode
             if stat.S_ISDIR(mode):
                 entries.append(_entry(rel, st, "dir"))
             elif stat.S_ISLNK(mode):
                 e = _entry(rel, st, "symlink")
-                e["target"] = os.readlink(os.path.join(top, rel))
+                try:
+                    e["target"] = os.readlink(os.path.join(top, rel))
+                except FileNotFoundError:
+                    vanished.append(rel)
+                    continue
                 entries.append(e)
             elif stat.S_ISREG(mode):
                 ident = (st.st_dev, st.st_ino)
@@ -224,7 +245,7 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                     e.update(size=0, sparse=False)
                     continue
                 s = stream()
-                done = _file_done(e, rel, streams[-1], files)
+                done = _file_done(e, rel, streams[-1], files, vanished)
                 chunks = cache.lookup(rel, st)
                 if chunks is not None and s.reuse(chunks, done, st):
                     continue
@@ -232,7 +253,11 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                 if st.st_size <= SMALL_SOURCE:
                     s.write_small(_reader(path, rel, ident), st.st_size, done)
                     continue
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                except FileNotFoundError:
+                    vanished.append(rel)
+                    continue
                 with os.fdopen(fd, "rb", buffering=0) as f:
                     fst = _same_file(fd, rel, ident)
                     s.write(f, fst.st_size, done, fst)
@@ -245,7 +270,32 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
             "started_ns": started_ns, "streams": streams, "files": files}))
     if skipped:
         LOG.info("%d special files not protected in %s", len(skipped), top)
-    return {"version": TREE_VERSION, "source": top, "entries": entries, "skipped": skipped}
+    if vanished:
+        # Deleted while the walk went on: they are not in the checkpoint (nor hard links
+        # whose recorded name was one of them, nor anything below a vanished directory).
+        gone = set(vanished)
+        kept = []
+        for e in entries:
+            path = e["path"]
+            if (path in gone or e.get("target") in gone and e["type"] == "hardlink"
+                    or any(p in gone for p in _parents(path))):
+                gone.add(path)
+            else:
+                kept.append(e)
+        entries = kept
+        vanished = sorted(gone)
+        LOG.warning("%d entries of %s were deleted while it was being protected: %s",
+                    len(vanished), top, ", ".join(vanished[:10]))
+    return {"version": TREE_VERSION, "source": top, "entries": entries, "skipped": skipped,
+            "vanished": vanished}
+
+
+def _parents(path: str):
+    while True:
+        path = os.path.dirname(path)
+        if not path:
+            return
+        yield path
 
 
 def _streams(tree: dict) -> list[str]:
