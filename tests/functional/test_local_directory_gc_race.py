@@ -23,13 +23,14 @@ from tests.functional.test_local_directory import (  # noqa: F401  (local_env is
 )
 
 MiB = 1024 * 1024
+PARTS = 16
 
 
 def _fill(top, seed: int) -> None:
     """Enough data that the protect is still writing when the delete runs (~2 s or more)."""
     rnd = __import__("random").Random(seed)
     (top / "big").mkdir(parents=True, exist_ok=True)
-    for i in range(12):
+    for i in range(PARTS):
         (top / "big" / f"part-{i:02d}.bin").write_bytes(rnd.randbytes(24 * MiB))
     for i in range(200):
         (top / f"note-{i:03d}.txt").write_text(f"note {i}\n" * (i + 1))
@@ -57,11 +58,16 @@ def test_delete_racing_a_protect_loses_nothing(local_env):  # noqa: F811
         first = protect()
         assert api.checkpoint(first)["status"] == "available"
 
-        # Change a third of the files, so the second checkpoint shares most chunks with
-        # the first and also writes new ones while the first is being deleted.
-        for i in range(0, 12, 3):
+        # Change a quarter of the files, so the second checkpoint shares most chunks with
+        # the first and also writes new ones while the first is being deleted; touch the
+        # others, so that it reads them again (no files cache hit) and finds their chunks
+        # in the store: those are the chunks a careless collection would take away.
+        for i in range(PARTS):
             path = source / "big" / f"part-{i:02d}.bin"
-            path.write_bytes(os.urandom(24 * MiB))
+            if i % 4 == 0:
+                path.write_bytes(os.urandom(24 * MiB))
+            else:
+                os.utime(path)
         expected = _snapshot(source)
 
         second = protect()
