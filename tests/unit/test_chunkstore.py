@@ -644,6 +644,64 @@ def test_orphan_packs_of_a_crashed_writer_are_collected(make, bank_root):
     assert read_all(store, "keep") == rand(100 * KiB, 62)
 
 
+def index_files(root: str) -> set[str]:
+    return {f for f in files_under(root) if f.startswith("index/")}
+
+
+def test_lost_index_file_is_rebuilt_from_pack_headers_not_collected(make, bank_root):
+    """The adversarial run's data loss: with the index file of cp1 moved away, its packs
+    looked like a crashed writer's orphans and a delete of cp2 collected them."""
+    store = make()
+    data = rand(400 * KiB, 70)
+    store.write_bytes(data, "cp1")
+    cp1_index = index_files(bank_root)
+    store.write_bytes(rand(300 * KiB, 71), "cp2")
+    cp1_packs = set(pack_files(bank_root))
+    base = os.path.join(bank_root, "karbor", "chunks")
+    for f in cp1_index:
+        os.rename(os.path.join(base, f), os.path.join(bank_root, os.path.basename(f)))
+    store.delete_manifest("cp2")
+    report = store.gc()
+    # cp1 reads back byte for byte, from a fresh process's view of the bank too.
+    assert read_all(store, "cp1") == data
+    assert report.reindexed_packs >= 1 and report.missing_chunks == 0
+    assert report.deleted_packs >= 1            # cp2's own packs still go
+    fresh = ChunkStore.open(Bank(FileSystemBankPlugin(root=bank_root)))
+    try:
+        assert read_all(fresh, "cp1") == data
+        assert fresh.verify("cp1").ok and fresh.check().ok
+    finally:
+        fresh.close()
+    before = set(pack_files(bank_root))
+    assert store.gc().deleted_packs == 0        # nothing of cp1 is ever collected
+    assert set(pack_files(bank_root)) == before
+    assert before <= cp1_packs
+
+
+def test_gc_refuses_and_deletes_nothing_when_referenced_chunks_are_lost(make, bank_root):
+    store = make()
+    store.write_bytes(rand(200 * KiB, 72), "damaged")
+    store.write_bytes(rand(200 * KiB, 73), "cp2")
+    store.write_bytes(rand(200 * KiB, 74), "cp3")
+    base = os.path.join(bank_root, "karbor", "chunks")
+    lost = {cid for cid in store.get_manifest("damaged").chunk_ids()}
+    lost_packs = {loc.pack_id for cid in lost for loc in store.index.locations(cid)}
+    shared = {pid for pid in lost_packs
+              if any(e.chunk_id not in lost for e in store.index.packs[pid])}
+    assert not shared                            # one session, packs of its own
+    for pid in lost_packs:
+        os.remove(os.path.join(base, layout.pack_key(pid).lstrip("/")))
+    for f in index_files(bank_root):             # and every index file with them
+        os.remove(os.path.join(base, f))
+    store.delete_manifest("cp2")
+    before = set(pack_files(bank_root))
+    with pytest.raises(ChunkStoreError, match="refused: .* referenced chunks are in no "
+                                              "index nor in any pack"):
+        store.gc()
+    assert set(pack_files(bank_root)) == before  # cp3's packs, cp2's (unindexed) too
+    assert read_all(store, "cp3") == rand(200 * KiB, 74)
+
+
 def test_a_writer_whose_lease_lapsed_commits_nothing(make):
     store = make(tuning=tuning(lease_seconds=0.4))
     s = store.session()

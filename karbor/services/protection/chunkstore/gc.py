@@ -4,7 +4,9 @@ Two phases, with a durable record in between:
 
 * **condemn** — mark (read every manifest), then choose the packs to retire: packs none of
   whose chunks are referenced, packs mostly dead (their live chunks are first copied into
-  new packs: *repack*), and packs no index lists (orphans of crashed writers). They are
+  new packs: *repack*), and packs no index lists (orphans of crashed writers; but when a
+  referenced chunk is in no index, those packs are indexed again from their headers first,
+  and the run is refused if that does not find it). They are
   written to a record ``gc/condemned/<id>``; *then* the live writer leases are listed and
   added to the record as ``writers``.
 * **sweep** — a record is ripe when none of its writers still holds a live lease. Only
@@ -38,7 +40,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from karbor.common import exception
-from karbor.services.protection.chunkstore import bankio, blob, index, layout
+from karbor.services.protection.chunkstore import bankio, blob, index, layout, pack
 from karbor.services.protection.chunkstore.errors import (
     ChunkStoreError,
     CorruptionError,
@@ -93,6 +95,7 @@ class GCReport:
     manifests: int = 0
     referenced_chunks: int = 0
     missing_chunks: int = 0
+    reindexed_packs: int = 0
     condemned_packs: int = 0
     repacked_packs: int = 0
     deleted_packs: int = 0
@@ -158,6 +161,60 @@ class GarbageCollector:
         if store.index.bad_files:
             raise ChunkStoreError(reason="garbage collection refused: unreadable index files "
                                          f"{sorted(store.index.bad_files)}")
+        missing = self._unindexed()
+        if missing:
+            # An index file was lost or removed: the packs it listed now look like a
+            # crashed writer's orphans, and collecting them would destroy data that
+            # manifests still use. Their own headers say what they hold.
+            LOG.error("chunk store: %d referenced chunks are in no index; rebuilding the "
+                      "index from the headers of the packs no index lists", len(missing))
+            report.reindexed_packs += self._reindex_unlisted()
+            missing = self._unindexed()
+        report.missing_chunks = len(missing)
+        if missing:
+            example = min(missing).hex()
+            raise ChunkStoreError(reason=(
+                f"garbage collection refused: {len(missing)} referenced chunks are in no "
+                f"index nor in any pack's header (e.g. {example}); nothing was deleted"))
+
+    def _unindexed(self) -> set[bytes]:
+        idx = self._store.index
+        return {cid for cid in self._referenced if idx.lookup(cid) is None}
+
+    def _reindex_unlisted(self) -> int:
+        """Write an index file for the intact packs under ``packs/`` that no index file
+        lists, from their sealed headers (which a writer cannot forge without the store's
+        keys); a pack that does not hash to its name or whose header does not open is left
+        alone (and not indexed)."""
+        store, idx = self._store, self._store.index
+        listed = {layout.pack_id_from_key(k) for k in self._section.list_objects(layout.PACKS)}
+        listed.discard(None)
+
+        def header(pid: bytes):
+            what = f"pack {pid.hex()}"
+            try:
+                data = store.fetch_pack(pid)
+                if pack.pack_id_of(data) != pid:
+                    raise CorruptionError(reason=f"{what}: content does not hash to its name")
+                return pid, pack.parse(store.sealer, data, what)
+            except exception.BankObjectNotFound:
+                return pid, None  # deleted meanwhile
+            except CorruptionError as e:
+                LOG.error("chunk store: not indexing %s", e.reason)
+                return pid, None
+
+        found = [(pid, entries) for pid, entries
+                 in store.io_pool.map(header, sorted(listed - set(idx.packs)))
+                 if entries is not None]
+        if not found:
+            return 0
+        file_id, data = index.encode(store.sealer, found)
+        store.put(layout.index_key(file_id), data)
+        store.bank_flush()
+        idx.add_file(file_id, found)
+        LOG.warning("chunk store: index file %s rebuilt from %d pack headers",
+                    file_id, len(found))
+        return len(found)
 
     # ------------------------------------------------------------------ condemn
 
@@ -172,11 +229,6 @@ class GarbageCollector:
             loc = idx.lookup(cid, already)
             if loc is not None:
                 live_bytes[loc.pack_id] += loc.length
-            elif idx.lookup(cid) is None:
-                report.missing_chunks += 1
-        if report.missing_chunks:
-            LOG.error("chunk store: %d referenced chunks are in no index",
-                      report.missing_chunks)
         condemn, repack = [], []
         for pid, entries in list(idx.packs.items()):
             if pid in already:
