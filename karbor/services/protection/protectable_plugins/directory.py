@@ -4,6 +4,11 @@ The roots are the ``[local_directory] roots`` option of the main ``karbor.conf``
 protectable registry builds its plugins without a provider, so the provider file cannot
 name them). Nothing outside the roots is ever listed, read or written: the protection
 plugin checks every path against the same option.
+
+A root may name the one project that owns it (``/srv/a:<project id>``): its directories are
+listed to, protected for and restored over by that project only, so one tenant can neither
+read another's files through a checkpoint nor restore over them. A root without an owner is
+shared by every project (the embedded single-user default).
 """
 
 from __future__ import annotations
@@ -25,34 +30,65 @@ NAMESPACE = uuid.UUID("6a1d3c52-0b7e-5f8e-9c41-6f0a8d2b7e13")
 local_directory_opts = [
     cfg.ListOpt("roots", default=[],
                 help="Directories whose direct subdirectories can be protected as "
-                     "Karbor::Local::Directory resources. Nothing outside them is read or "
-                     "written by the Local Provider's directory plugin."),
+                     "Karbor::Local::Directory resources, each PATH or PATH:PROJECT_ID. "
+                     "A root with a project id is that project's alone (listed, "
+                     "protected and restored over by it only); a root without one is "
+                     "shared by every project. Nothing outside them is read or written "
+                     "by the Local Provider's directory plugin."),
 ]
 CONF.register_opts(local_directory_opts, group="local_directory")
 
 
-def roots() -> list[str]:
-    return [os.path.realpath(r) for r in CONF.local_directory.roots if r]
+def _split_root(entry: str) -> tuple[str, str | None]:
+    """``PATH[:PROJECT]``: the text after the last ``:`` is an owner when it names no path
+    (so ``/srv/a:b/c`` stays a path)."""
+    head, sep, tail = entry.rpartition(":")
+    if sep and head and tail and "/" not in tail:
+        return head, tail
+    return entry, None
+
+
+def root_owners() -> dict[str, str | None]:
+    """Each resolved root and the project that owns it (None: shared)."""
+    out: dict[str, str | None] = {}
+    for entry in CONF.local_directory.roots:
+        if entry:
+            path, owner = _split_root(entry.strip())
+            out[os.path.realpath(path)] = owner
+    return out
+
+
+def roots(project_id: str | None = None) -> list[str]:
+    """The roots ``project_id`` may use (every root for None: the service's own calls)."""
+    return [root for root, owner in root_owners().items()
+            if project_id is None or owner is None or owner == project_id]
+
+
+def project_of(context) -> str | None:
+    return getattr(context, "project_id", None) if context is not None else None
 
 
 def directory_id(path: str) -> str:
     return str(uuid.uuid5(NAMESPACE, os.path.abspath(path)))
 
 
-def within_roots(path: str) -> bool:
-    """Is ``path`` (resolved) strictly below one of the roots?"""
+def within_roots(path: str, project_id: str | None = None) -> bool:
+    """Is ``path`` (resolved) strictly below one of the roots ``project_id`` may use?"""
     real = os.path.realpath(path)
-    for root in roots():
+    for root in roots(project_id):
         if real != root and os.path.commonpath([real, root]) == root:
             return True
     return False
 
 
-def check_path(path: str) -> str:
-    """The resolved path, or InvalidInput when it is not under the configured roots."""
-    if not path or not os.path.isabs(path) or not within_roots(path):
+def check_path(path: str, project_id: str | None = None) -> str:
+    """The resolved path, or InvalidInput when it is not under the roots that
+    ``project_id`` may use (the same words whether the root is another project's or
+    absent, so a caller learns nothing of other tenants' directories)."""
+    if not path or not os.path.isabs(path) or not within_roots(path, project_id):
+        whose = "" if project_id is None else " open to this project"
         raise exception.InvalidInput(
-            reason=f"{path!r} is not under the [local_directory] roots")
+            reason=f"{path!r} is not under the [local_directory] roots{whose}")
     return os.path.realpath(path)
 
 
@@ -69,7 +105,7 @@ class DirectoryProtectablePlugin(ProtectablePlugin):
 
     def list_resources(self, context, parameters=None):
         found = []
-        for root in roots():
+        for root in roots(project_of(context)):
             try:
                 entries = sorted(os.scandir(root), key=lambda e: e.name)
             except OSError:
@@ -85,7 +121,7 @@ class DirectoryProtectablePlugin(ProtectablePlugin):
                 return resource
         raise exception.ProtectableResourceNotFound(
             resource_id=resource_id, resource_type=RESOURCE_TYPE,
-            reason="no directory with that id under the configured roots")
+            reason="no directory with that id under the roots open to this project")
 
     def get_dependent_resources(self, context, parent_resource):
         return []

@@ -37,6 +37,11 @@ postgresql_opts = [
                      "Percent-encode a ',' in a password. The user needs CONNECT and "
                      "SELECT on what is dumped, and CREATEDB to restore into a new "
                      "database."),
+    cfg.DictOpt("owners", default={},
+                help="Servers that belong to one project: comma separated "
+                     "server:project_id pairs. An owned server's databases are listed "
+                     "to, dumped for and restored into by that project only; a server "
+                     "not named here is shared by every project."),
     cfg.StrOpt("bin_dir",
                help="Directory of pg_dump and pg_restore. Default: the newest "
                     "/usr/lib/postgresql/<version>/bin that has them, else the PATH."),
@@ -68,12 +73,20 @@ def database_id(server: str, database: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{server}/{database}"))
 
 
-def servers() -> dict[str, str]:
-    return dict(CONF.postgresql.servers or {})
+def servers(project_id: str | None = None) -> dict[str, str]:
+    """The servers ``project_id`` may use (all of them for None: the service's own
+    calls); another project's server is as unknown as one never configured."""
+    owners = CONF.postgresql.owners or {}
+    return {name: url for name, url in (CONF.postgresql.servers or {}).items()
+            if project_id is None or owners.get(name) in (None, project_id)}
 
 
-def server_url(server: str) -> str:
-    url = servers().get(server)
+def project_of(context) -> str | None:
+    return getattr(context, "project_id", None) if context is not None else None
+
+
+def server_url(server: str, project_id: str | None = None) -> str:
+    url = servers(project_id).get(server)
     if not url:
         raise UnknownServer(server=server)
     return url
@@ -167,14 +180,14 @@ class PostgreSQLProtectablePlugin(ProtectablePlugin):
 
     def list_resources(self, context, parameters=None):
         found = []
-        for server in sorted(servers()):
+        for server in sorted(servers(project_of(context))):
             for db in list_databases(server):
                 found.append(resource(server, db["database"]))
         return found
 
     def show_resource(self, context, resource_id, parameters=None):
         unreachable = []
-        for server in sorted(servers()):
+        for server in sorted(servers(project_of(context))):
             try:
                 dbs = list_databases(server)
             except ServerUnreachable as exc:

@@ -54,7 +54,7 @@ def stream_name(checkpoint_id: str, resource_id: str) -> str:
     return f"pg/{checkpoint_id}/{resource_id}/dump"
 
 
-def _source(resource) -> tuple[str, str]:
+def _source(resource, project_id: str | None = None) -> tuple[str, str]:
     info = resource.extra_info or {}
     server, database = info.get("server"), info.get("database")
     if not (server and database) and "/" in (resource.name or ""):
@@ -62,7 +62,7 @@ def _source(resource) -> tuple[str, str]:
     if not (server and database):
         raise exception.InvalidInput(reason=f"resource {resource.id} names no server and "
                                             "database")
-    protectable.server_url(server)
+    protectable.server_url(server, project_id)
     if protectable.database_id(server, database) != resource.id:
         raise exception.InvalidInput(reason=f"resource {resource.id} is not the database "
                                             f"{server}/{database}")
@@ -271,15 +271,17 @@ class _Protect(protection_plugin.Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", "protecting")
-        server, database = _source(resource)
+        server, database = _source(resource, protectable.project_of(context))
         store = _chunks.store_for(self._config, checkpoint.bank)
         dump = dump_database(store, server, database, stream_name(checkpoint.id, resource.id))
         section.update_object("dump", dump)
         section.update_object("status", constants.CHECKPOINT_STATUS_AVAILABLE)
 
 
-def restore_target(dump: dict, parameters: dict) -> tuple[str, str, bool]:
-    """(server, database, in_place) of a restore, from its parameters."""
+def restore_target(dump: dict, parameters: dict,
+                   project_id: str | None = None) -> tuple[str, str, bool]:
+    """(server, database, in_place) of a restore, from its parameters; the server must be
+    one ``project_id`` may use (in place too: the dumped server may have changed hands)."""
     in_place = _params.flag(parameters, "in_place")
     name = parameters.get("restore_name")
     if in_place == bool(name):
@@ -289,11 +291,12 @@ def restore_target(dump: dict, parameters: dict) -> tuple[str, str, bool]:
         if server != dump["server"]:
             raise exception.InvalidInput(reason="restore_server cannot be combined with "
                                                 "in_place")
+        protectable.server_url(server, project_id)
         return server, dump["database"], True
     if not isinstance(name, str) or len(name.encode()) > 63 or "\x00" in name:
         raise exception.InvalidInput(reason="restore_name must be a database name of at "
                                             "most 63 bytes")
-    protectable.server_url(server)
+    protectable.server_url(server, project_id)
     return server, name, False
 
 
@@ -305,7 +308,8 @@ class _Restore(protection_plugin.Operation):
         recorder = kwargs.get("restore")
         try:
             dump = _dump(checkpoint, resource)
-            server, database, in_place = restore_target(dump, parameters)
+            server, database, in_place = restore_target(dump, parameters,
+                                                        protectable.project_of(context))
             exists = database_exists(server, database)
             if exists and not in_place:
                 raise exception.InvalidInput(
