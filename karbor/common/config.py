@@ -40,10 +40,12 @@ core_opts = [
                     "defaults to the request's host URL."),
     cfg.IntOpt("osapi_max_limit", default=1000, min=1,
                help="Largest number of items a collection returns in one response."),
-    cfg.StrOpt("provider_config_dir", default="providers.d",
-               help="Directory with provider definitions (*.conf). A relative path is "
-                    "taken relative to the directory of the first config file, or to the "
-                    "built-in providers when no config file is given."),
+    cfg.StrOpt("provider_config_dir",
+               sample_default="<the built-in providers.d of the karbor package>",
+               help="Directory with provider definitions (*.conf). Unset: the built-in "
+                    "providers (No-Op, Local, and the OpenStack ones with Keystone), "
+                    "whether or not a config file is given. A relative path is taken "
+                    "relative to the directory of the first config file."),
     cfg.BoolOpt("use_forwarded_for", default=False,
                 help="Take the client address from X-Forwarded-For."),
     cfg.ListOpt("query_plan_filters", default=["name", "status", "description"],
@@ -146,13 +148,22 @@ def database_url() -> str:
     return "sqlite:///" + os.path.join(CONF.state_path, "karbor.sqlite")
 
 
+BUILTIN_PROVIDERS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "etc",
+                                 "providers.d")
+
+
 def provider_config_dir() -> str:
+    """Where the provider files are. A config file of one's own does not lose the built-in
+    providers: only an explicit ``provider_config_dir`` replaces them."""
     path = CONF.provider_config_dir
+    if not path:
+        return BUILTIN_PROVIDERS
+    path = os.path.expanduser(path)
     if os.path.isabs(path):
         return path
     if CONF.config_file:
         return os.path.join(os.path.dirname(os.path.abspath(CONF.config_file[0])), path)
-    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "etc", path)
+    return os.path.abspath(path)
 
 
 def parse_args(argv: list[str] | None, prog: str) -> None:

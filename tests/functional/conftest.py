@@ -223,8 +223,7 @@ class KarborServer:
     # -- lifecycle
     def write_config(self) -> None:
         self.state_path.mkdir(parents=True, exist_ok=True)
-        # providers.d next to the config file: the default, relative provider_config_dir
-        shutil.copytree(BUILTIN_PROVIDERS, self.tmpdir / "providers.d", dirs_exist_ok=True)
+        # No provider_config_dir: a config file of one's own keeps the built-in providers.
         self.config_file.write_text(
             "[DEFAULT]\n"
             f"state_path = {self.state_path}\n"

@@ -160,7 +160,12 @@ class ProviderRegistry:
                           provider.id, path)
                 continue
             self.providers[provider.id] = provider
-        LOG.info("loaded %d provider(s) from %s", len(self.providers), self.directory)
+        if self.providers:
+            LOG.info("loaded %d provider(s) from %s", len(self.providers), self.directory)
+        else:
+            LOG.warning("no provider loaded from %s (provider_config_dir): it %s", self.directory,
+                        "holds no enabled provider file" if os.path.isdir(self.directory)
+                        else "does not exist")
 
     def show(self, provider_id: str) -> Provider:
         try:
