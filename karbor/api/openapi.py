@@ -185,17 +185,44 @@ CHECKPOINT = _obj({
 
 RESULT_MAP = {"type": "object", "additionalProperties": True,
               "description": "Keyed <resource type>#<resource id>."}
+_NINT = {"type": "integer", "nullable": True}
+_NNUM = {"type": "number", "nullable": True}
+PROGRESS = _obj({
+    "resources": _obj({"total": INT, "done": INT, "failed": INT}),
+    "bytes": _obj({"total": _NINT, "done": INT}),
+    "files": _obj({"total": _NINT, "done": INT}),
+    "percent": _NNUM, "rate_bytes_per_second": _NNUM, "eta_seconds": _NNUM,
+    "updated_at": _str(),
+}, required=["resources", "bytes", "percent", "updated_at"],
+    description="Live progress of the running operation (an addition to the original API; "
+                "bytes.total is an estimate).")
+SUMMARY = _obj({
+    "duration_seconds": {"type": "number"}, "logical_bytes": INT, "new_bytes": _NINT,
+    "bytes_added": _NINT, "dedup_ratio": _NNUM, "compression_ratio": _NNUM,
+    "resources": RESULT_MAP,
+}, required=["duration_seconds", "resources"],
+    description="How the operation ended: sizes, ratios and each resource's status and "
+                "reason (an addition to the original API).")
+OUTCOME = {"progress": PROGRESS, "summary": SUMMARY,
+           "reason": _str(description="Why the checkpoint is in error (with "
+                                      "resources_reason).")}
+CHECKPOINT["properties"].update({**OUTCOME, "resources_status": RESULT_MAP,
+                                 "resources_reason": RESULT_MAP})
 RESTORE = _obj({
     "id": UUID, "project_id": _str(), "provider_id": _str(), "checkpoint_id": _str(),
     "restore_target": _nstr(), "parameters": PARAMETERS,
     "status": _str(description="in_progress | success | fail"),
     "resources_status": RESULT_MAP, "resources_reason": RESULT_MAP,
-})
+}, required=["id", "project_id", "provider_id", "checkpoint_id", "restore_target",
+             "parameters", "status", "resources_status", "resources_reason"])
+RESTORE["properties"].update(OUTCOME)
 VERIFICATION = _obj({
     "id": UUID, "project_id": _str(), "provider_id": _str(), "checkpoint_id": _str(),
     "parameters": PARAMETERS, "status": _str(description="in_progress | success | fail"),
     "resources_status": RESULT_MAP, "resources_reason": RESULT_MAP,
-})
+}, required=["id", "project_id", "provider_id", "checkpoint_id", "parameters", "status",
+             "resources_status", "resources_reason"])
+VERIFICATION["properties"].update(OUTCOME)
 OPERATION_LOG = _obj({
     "id": UUID, "project_id": _str(), "operation_type": _str(),
     "checkpoint_id": _nstr(), "plan_id": _nstr(), "provider_id": _nstr(),

@@ -77,6 +77,10 @@ core_opts = [
     cfg.IntOpt("max_parallel_hooks", default=4, min=1,
                help="Hooks of one operation that run at the same time (main hooks of "
                     "independent resources run in parallel)."),
+    cfg.FloatOpt("progress_interval", default=1.0, min=0.05,
+                 help="Seconds between two saves of a running operation's progress into "
+                      "its record (what checkpoint-show, restore-show and karborctl "
+                      "--wait show)."),
     cfg.FloatOpt("operation_poll_interval", default=0.2, min=0.01,
                  help="Seconds between checks of the operation queue by an idle worker."),
     cfg.IntOpt("operation_claim_timeout", default=60, min=5,

@@ -72,6 +72,10 @@ class Checkpoint(Base, SoftDeleteMixin):
     resource_graph: Mapped[str | None] = mapped_column(Text)
     extra_info: Mapped[str | None] = mapped_column(Text)
     copy_of: Mapped[str | None] = mapped_column(String(36))
+    # Live progress and, once ended, the summary (JSON, see services/protection/progress).
+    progress: Mapped[str | None] = mapped_column(Text)
+    resources_status: Mapped[str | None] = mapped_column(Text)
+    resources_reason: Mapped[str | None] = mapped_column(Text)
     # Which of the provider's banks holds the data: "primary" or "copy".
     bank: Mapped[str] = mapped_column(String(16), nullable=False, default="primary",
                                       server_default="primary")
@@ -93,6 +97,7 @@ class Restore(Base, SoftDeleteMixin):
     status: Mapped[str] = mapped_column(String(64), nullable=False)
     resources_status: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     resources_reason: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    progress: Mapped[str | None] = mapped_column(Text)
 
 
 class Verification(Base, SoftDeleteMixin):
@@ -105,6 +110,7 @@ class Verification(Base, SoftDeleteMixin):
     status: Mapped[str] = mapped_column(String(64), nullable=False)
     resources_status: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     resources_reason: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    progress: Mapped[str | None] = mapped_column(Text)
 
 
 class OperationLog(Base, SoftDeleteMixin):

@@ -18,6 +18,7 @@ from karbor.common.config import CONF
 from karbor.db import models, query
 from karbor.db.session import session_scope
 from karbor.services.protection import api as protection_api
+from karbor.services.protection import progress as progress_mod
 
 SORT_KEYS = {"created_at", "id", "status"}
 
@@ -35,7 +36,27 @@ def view(cp: models.Checkpoint, *, create: bool = False) -> dict:
         "resource_graph": cp.resource_graph,
         "created_at": cp.created_at.strftime("%Y-%m-%d") if cp.created_at else None,
         "extra_info": cp.extra_info,
+        **outcome(cp),
     }
+
+
+def outcome(record) -> dict:
+    """What our records add to the original's body: why it failed, per resource, and the
+    live progress or, once ended, the summary (services/protection/progress.py)."""
+    out: dict = {}
+    reason = getattr(record, "status_reason", None)
+    if reason and record.status in (constants.CHECKPOINT_STATUS_ERROR,
+                                    constants.CHECKPOINT_STATUS_ERROR_DELETING):
+        out["reason"] = reason
+    if isinstance(record, models.Checkpoint):
+        out["resources_status"] = common.loads(record.resources_status, {})
+        out["resources_reason"] = common.loads(record.resources_reason, {})
+    doc = progress_mod.load(record.progress)
+    if "progress" in doc:
+        out["progress"] = doc["progress"]
+    if "summary" in doc:
+        out["summary"] = doc["summary"]
+    return out
 
 
 def get_checkpoint(session, ctx, provider_id: str, checkpoint_id: str) -> models.Checkpoint:

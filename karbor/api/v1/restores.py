@@ -25,7 +25,8 @@ def view(r: models.Restore) -> dict:
             "checkpoint_id": r.checkpoint_id, "restore_target": r.restore_target,
             "parameters": common.loads(r.parameters, {}), "status": r.status,
             "resources_status": common.loads(r.resources_status, {}),
-            "resources_reason": common.loads(r.resources_reason, {})}
+            "resources_reason": common.loads(r.resources_reason, {}),
+            **checkpoints_api.outcome(r)}
 
 
 def list_restores(project_id):

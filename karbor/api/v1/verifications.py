@@ -24,7 +24,8 @@ def view(v: models.Verification) -> dict:
     return {"id": v.id, "project_id": v.project_id, "provider_id": v.provider_id,
             "checkpoint_id": v.checkpoint_id, "parameters": common.loads(v.parameters, {}),
             "status": v.status, "resources_status": common.loads(v.resources_status, {}),
-            "resources_reason": common.loads(v.resources_reason, {})}
+            "resources_reason": common.loads(v.resources_reason, {}),
+            **checkpoints_api.outcome(v)}
 
 
 def list_verifications(project_id):

@@ -24,6 +24,7 @@ from karbor.db.session import session_scope
 from karbor.resource import Resource
 from karbor.services.protection import graph as graph_mod
 from karbor.services.protection import hooks, protectable_registry
+from karbor.services.protection import progress as progress_mod
 from karbor.services.protection import provider as provider_mod
 from karbor.services.protection.checkpoint import BankCheckpoint
 from karbor.services.protection.protection_plugin import implemented_hooks
@@ -44,12 +45,41 @@ class _ResultRecorder:
         self._lock = threading.Lock()
         self.status: dict[str, str] = {}
         self.reason: dict[str, str] = {}
+        self._placeholders: set[str] = set()
 
     def update_resource_status(self, resource_type, resource_id, status, reason=None):
         key = f"{resource_type}#{resource_id}"
         with self._lock:
             self.status[key] = status
+            self._placeholders.discard(key)
             if reason:
+                self.reason[key] = str(reason)
+            self.save()
+
+    def placeholder(self, resource_type, resource_id, status):
+        """Show the resource as running under its own key until its plugin reports."""
+        key = f"{resource_type}#{resource_id}"
+        with self._lock:
+            if key not in self.status:
+                self.status[key] = status
+                self._placeholders.add(key)
+                self.save()
+
+    def settle(self, resource_type, resource_id, reported: set[str], status, reason=None):
+        """The resource's hooks are over: its placeholder gives way to what the plugin
+        reported, or becomes the outcome when the plugin reported nothing."""
+        key = f"{resource_type}#{resource_id}"
+        with self._lock:
+            if key in self._placeholders:
+                self._placeholders.discard(key)
+                if reported - {key}:
+                    self.status.pop(key, None)
+                elif key not in reported:
+                    self.status[key] = status
+            if reason and not any(k in self.reason for k in reported):
+                # It failed and its plugin said nothing of why: the engine's reason.
+                if key not in reported:
+                    self.status[key] = "error"
                 self.reason[key] = str(reason)
             self.save()
 
@@ -58,6 +88,26 @@ class _ResultRecorder:
             session.execute(update(self._model).where(self._model.id == self._id).values(
                 resources_status=json.dumps(self.status),
                 resources_reason=json.dumps(self.reason), updated_at=utcnow()))
+
+
+class _ResourceRecorder:
+    """The recorder one resource's hooks see: notes whether its plugin said anything, so
+    the engine's placeholder (``restoring`` under the resource's own key) is replaced by
+    what the plugin reported, or by the outcome when it reported nothing."""
+
+    def __init__(self, recorder: _ResultRecorder):
+        self._recorder = recorder
+        self.keys: set[str] = set()
+
+    def update_resource_status(self, resource_type, resource_id, status, reason=None):
+        self.keys.add(f"{resource_type}#{resource_id}")
+        self._recorder.update_resource_status(resource_type, resource_id, status, reason)
+
+
+_RUNNING_STATUS = {"protect": "protecting", "restore": "restoring", "verify": "verifying",
+                   "copy": "copying", "delete": "deleting"}
+_DONE_STATUS = {"protect": "available", "restore": "available", "verify": "available",
+                "copy": "available", "delete": "deleted"}
 
 
 def _parameters_for(parameters: dict, resource: Resource) -> dict:
@@ -124,7 +174,8 @@ class Progress:
 
 
 def run_hooks(provider, roots, operation_name: str, checkpoint, context, parameters: dict,
-              extra: dict[str, Any], progress: Progress | None = None) -> None:
+              extra: dict[str, Any], progress: Progress | None = None,
+              tracker: progress_mod.OperationProgress | None = None) -> None:
     tasks = hooks.build_tasks(roots)
     operations: dict[Resource, Any] = {}
     for node in graph_mod.walk(roots):
@@ -136,21 +187,62 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
             raise OperationFailed(
                 f"The plugin for {node.value.type} does not support {operation_name}.") from None
 
+    recorder_name = operation_name if operation_name in ("restore", "verify") else None
+    recorders: dict[Resource, _ResourceRecorder] = {}
+    remaining: dict[Resource, set[str]] = {}
+    remaining_lock = threading.Lock()
+
+    def started(resource: Resource) -> None:
+        if tracker is not None:
+            tracker.resource_started(resource, _RUNNING_STATUS[operation_name])
+        own = recorders.get(resource)
+        if own is not None:
+            own._recorder.placeholder(resource.type, resource.id,
+                                      _RUNNING_STATUS[operation_name])
+
+    def finished(resource: Resource, reason: str | None = None) -> None:
+        status = "error" if reason else _DONE_STATUS[operation_name]
+        if tracker is not None:
+            tracker.resource_finished(resource, status, reason)
+        own = recorders.get(resource)
+        if own is not None:
+            own._recorder.settle(resource.type, resource.id, own.keys, status, reason)
+
     def run(task: hooks.HookTask) -> None:
         op = operations[task.resource]
         hook = getattr(op, task.hook, None)
         if hook is None:
             return
+        kwargs = dict(extra)
+        with remaining_lock:
+            first = task.resource not in remaining
+            todo = remaining.setdefault(task.resource, set(per_resource[task.resource]))
+            if recorder_name and recorder_name in extra:
+                kwargs[recorder_name] = recorders.setdefault(
+                    task.resource, _ResourceRecorder(extra[recorder_name]))
+        if first:
+            started(task.resource)
+        if tracker is not None:
+            kwargs["progress"] = tracker.for_resource(task.resource)
         try:
             hook(checkpoint, task.resource, context, _parameters_for(parameters, task.resource),
-                 **extra)
+                 **kwargs)
         except Exception as exc:
             LOG.exception("%s failed for %s %s", task.hook, task.resource.type,
                           task.resource.id)
+            reason = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, exception.KarborException):
+                reason = exc.msg
+            finished(task.resource, reason)
             raise OperationFailed(f"{task.resource.type} {task.resource.id}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                                  f"{reason}") from exc
         if progress is not None:
             progress.mark(task.name)
+        with remaining_lock:
+            todo.discard(task.name)
+            last = not todo
+        if last:
+            finished(task.resource)
 
     def revert(task: hooks.HookTask) -> None:
         # Optional cleanup: an Operation may define revert(..., hook=<name>) to undo
@@ -175,6 +267,14 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
         if done:
             LOG.info("resuming %s: %d of %d hooks were done before", operation_name,
                      len(done), len(tasks))
+    per_resource: dict[Resource, set[str]] = {res: set() for res in operations}
+    for name, task in tasks.items():
+        if name not in done:
+            per_resource[task.resource].add(name)
+    if tracker is not None:
+        for res, todo in per_resource.items():
+            if not todo:  # nothing to do (no hook, or all done by an earlier attempt)
+                tracker.resource_finished(res, _DONE_STATUS[operation_name])
     try:
         hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks,
                            already_done=done)
@@ -205,6 +305,25 @@ def _set_checkpoint(session, checkpoint_id: str, status: str, reason: str | None
         values.update(deleted=True, deleted_at=utcnow())
     session.execute(update(models.Checkpoint).where(models.Checkpoint.id == checkpoint_id)
                     .values(**values))
+
+
+def _tracker(model, record_id: str, roots) -> progress_mod.OperationProgress:
+    resources = [node.value for node in graph_mod.walk(roots)]
+    return progress_mod.OperationProgress(model, record_id, resources,
+                                          interval=CONF.progress_interval).start()
+
+
+def _final(tracker: progress_mod.OperationProgress | None, succeeded: bool,
+           with_resources: bool = False) -> dict[str, Any]:
+    """Column values that record how the operation ended (written with its status)."""
+    if tracker is None:
+        return {}
+    doc = tracker.finish(succeeded)
+    values: dict[str, Any] = {"progress": json.dumps(doc)}
+    if with_resources:
+        values["resources_status"] = json.dumps(tracker.status)
+        values["resources_reason"] = json.dumps(tracker.reason)
+    return values
 
 
 def _build_graph(context, resources: list[dict]):
@@ -261,27 +380,31 @@ class Engine:
         if record is None or record.status != constants.CHECKPOINT_STATUS_PROTECTING:
             return  # already finished by an earlier attempt
         plan = json.loads(record.protection_plan)
+        tracker = None
         try:
             roots = _build_graph(context, plan["resources"])
             record.resource_graph = graph_mod.serialize(roots)
             with session_scope(write=True) as session:
                 _set_checkpoint(session, record.id, record.status,
                                 resource_graph=record.resource_graph)
+            tracker = _tracker(models.Checkpoint, record.id, roots)
             bank = provider.bank_for(record.bank)
             checkpoint = BankCheckpoint.create(bank, record, bank.get_owner_id())
             run_hooks(provider, roots, "protect", checkpoint, context,
-                      plan.get("parameters") or {}, {}, Progress(op))
+                      plan.get("parameters") or {}, {}, Progress(op), tracker)
             checkpoint.complete(constants.CHECKPOINT_STATUS_AVAILABLE)
         except Exception as exc:
             reason = _reason(exc)
             with session_scope(write=True) as session:
-                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason)
+                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason,
+                                **_final(tracker, False, with_resources=True))
                 _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_ERROR, reason)
             _try_bank_status(provider.bank_for(record.bank), record.id,
                              constants.CHECKPOINT_STATUS_ERROR)
             raise OperationFailed(reason) from exc
         with session_scope(write=True) as session:
-            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_AVAILABLE)
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_AVAILABLE,
+                            **_final(tracker, True, with_resources=True))
             _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_AVAILABLE)
 
     # -- delete ----------------------------------------------------------------------------
@@ -290,6 +413,7 @@ class Engine:
             record = session.get(models.Checkpoint, op.checkpoint_id)
         if record is None or record.status != constants.CHECKPOINT_STATUS_DELETING:
             return
+        tracker = None
         try:
             bank = provider.bank_for(record.bank)
             try:
@@ -299,19 +423,21 @@ class Engine:
             if checkpoint is not None:
                 if record.resource_graph:
                     roots = graph_mod.deserialize(record.resource_graph)
+                    tracker = _tracker(models.Checkpoint, record.id, roots)
                     run_hooks(provider, roots, "delete", checkpoint, context, {}, {},
-                              Progress(op))
+                              Progress(op), tracker)
                 checkpoint.delete()
         except Exception as exc:
             reason = _reason(exc)
             with session_scope(write=True) as session:
                 _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR_DELETING,
-                                reason)
+                                reason, **_final(tracker, False))
                 _set_log(session, op.operation_log_id,
                          constants.CHECKPOINT_STATUS_ERROR_DELETING, reason)
             raise OperationFailed(reason) from exc
         with session_scope(write=True) as session:
-            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_DELETED)
+            _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_DELETED,
+                            **_final(tracker, True))
             _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_DELETED)
 
     # -- restore / verify ------------------------------------------------------------------
@@ -330,11 +456,13 @@ class Engine:
         if record is None or record.status != constants.RESTORE_STATUS_IN_PROGRESS:
             return
         recorder = _ResultRecorder(model, record_id)
+        tracker = None
         try:
             if cp_record is None or cp_record.status not in constants.CHECKPOINT_USABLE:
                 raise OperationFailed(f"checkpoint {op.checkpoint_id} is not available")
             checkpoint = BankCheckpoint.load(provider.bank_for(cp_record.bank), cp_record.id)
             roots = graph_mod.deserialize(cp_record.resource_graph or "[{}, []]")
+            tracker = _tracker(model, record_id, roots)
             extra: dict[str, Any] = {"new_resources": {}}
             extra[name] = recorder
             if name == "restore":
@@ -343,18 +471,23 @@ class Engine:
             if name == "verify":
                 _verify_bank_data(checkpoint, roots, recorder)
             run_hooks(provider, roots, name, checkpoint, context, parameters, extra,
-                      Progress(op))
+                      Progress(op), tracker)
         except Exception as exc:
             reason = _reason(exc)
+            with recorder._lock:
+                status = dict(recorder.status)
+                reasons = dict(recorder.reason) or {"error": reason}
             with session_scope(write=True) as session:
                 session.execute(update(model).where(model.id == record_id).values(
                     status=constants.RESTORE_STATUS_FAILURE, updated_at=utcnow(),
-                    resources_reason=json.dumps(recorder.reason or {"error": reason})))
+                    resources_status=json.dumps(status),
+                    resources_reason=json.dumps(reasons), **_final(tracker, False)))
                 _set_log(session, op.operation_log_id, constants.RESTORE_STATUS_FAILURE, reason)
             raise OperationFailed(reason) from exc
         with session_scope(write=True) as session:
             session.execute(update(model).where(model.id == record_id).values(
-                status=constants.RESTORE_STATUS_SUCCESS, updated_at=utcnow()))
+                status=constants.RESTORE_STATUS_SUCCESS, updated_at=utcnow(),
+                **_final(tracker, True)))
             _set_log(session, op.operation_log_id, constants.RESTORE_STATUS_SUCCESS)
 
     # -- copy ------------------------------------------------------------------------------
@@ -369,6 +502,7 @@ class Engine:
             _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_COPYING)
             _set_log(session, op.operation_log_id, constants.CHECKPOINT_STATUS_COPYING,
                      end=False)
+        tracker = None
         try:
             if source is None or source.status not in constants.CHECKPOINT_USABLE:
                 raise OperationFailed(f"source checkpoint {op.source_checkpoint_id} is not "
@@ -384,8 +518,9 @@ class Engine:
             record.status = constants.CHECKPOINT_STATUS_COPYING
             copy_cp = BankCheckpoint.create(target_bank, record, target_bank.get_owner_id())
             roots = graph_mod.deserialize(source.resource_graph or "[{}, []]")
+            tracker = _tracker(models.Checkpoint, record.id, roots)
             run_hooks(provider, roots, "copy", src, context, parameters,
-                      {"checkpoint_copy": copy_cp}, Progress(op))
+                      {"checkpoint_copy": copy_cp}, Progress(op), tracker)
             extra_info = {"copy_status": constants.CHECKPOINT_STATUS_COPY_FINISHED,
                           "copy_from": source.id}
             # Every object is written before the status says so.
@@ -394,12 +529,14 @@ class Engine:
         except Exception as exc:
             reason = _reason(exc)
             with session_scope(write=True) as session:
-                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason)
+                _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_ERROR, reason,
+                                **_final(tracker, False, with_resources=True))
                 _set_log(session, op.operation_log_id, "error", reason)
             raise OperationFailed(reason) from exc
         with session_scope(write=True) as session:
             _set_checkpoint(session, record.id, constants.CHECKPOINT_STATUS_COPY_FINISHED,
-                            extra_info=json.dumps(extra_info))
+                            extra_info=json.dumps(extra_info),
+                            **_final(tracker, True, with_resources=True))
             _set_log(session, op.operation_log_id, "success")
 
 

@@ -102,11 +102,12 @@ class _ExitChecked:
     """pg_dump's stdout for the chunker: at EOF, raise DumpFailed unless pg_dump exited 0,
     so that the chunk store session aborts before it commits the manifest."""
 
-    def __init__(self, proc, stderr, server, database):
+    def __init__(self, proc, stderr, server, database, progress=None):
         self._proc = proc
         self._stderr = stderr
         self._server = server
         self._database = database
+        self._progress = progress
         self.size = 0
 
     def _check(self) -> None:
@@ -121,6 +122,8 @@ class _ExitChecked:
             self._check()
             return 0
         self.size += n
+        if self._progress is not None:
+            self._progress.add(bytes=n)
         return n
 
     def read(self, n: int = -1) -> bytes:
@@ -128,23 +131,31 @@ class _ExitChecked:
         if not data:
             self._check()
         self.size += len(data)
+        if self._progress is not None:
+            self._progress.add(bytes=len(data))
         return data
 
 
-def dump_database(store, server: str, database: str, name: str) -> dict:
-    """Stream ``pg_dump --format=custom`` of the database into manifest ``name``."""
+def dump_database(store, server: str, database: str, name: str, progress=None) -> dict:
+    """Stream ``pg_dump --format=custom`` of the database into manifest ``name``; the
+    database's size is the progress estimate (a dump is usually smaller: no indexes)."""
     pg_dump = protectable.find_program("pg_dump")
     params = protectable.conn_params(protectable.server_url(server), database)
     info = _database_info(server, database)
+    if progress is not None:
+        progress.report(bytes_total=_database_size(server, database))
     dsn, env = client_env(params)
     cmd = [pg_dump, "--format=custom", "--no-password", f"--dbname={dsn}"]
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=stderr, env=env)
-        reader = _ExitChecked(proc, stderr, server, database)
+        reader = _ExitChecked(proc, stderr, server, database, progress)
         try:
             with store.session() as session:
                 manifest = session.write_stream(reader, name)
+            if progress is not None and manifest.stats is not None:
+                progress.report(bytes_total=reader.size, new_bytes=manifest.stats.new_bytes,
+                                bytes_added=manifest.stats.stored_bytes)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -171,6 +182,18 @@ def _database_info(server: str, database: str) -> dict:
     encoding, collate, ctype, version = row
     return {"encoding": encoding, "collate": collate, "ctype": ctype,
             "server_version": version}
+
+
+def _database_size(server: str, database: str) -> int | None:
+    conn = protectable.connect(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_database_size(%s)", (database,))
+            return int(cur.fetchone()[0])
+    except Exception:  # noqa: BLE001 - only an estimate: progress without a total
+        return None
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------------- restore
@@ -273,7 +296,8 @@ class _Protect(protection_plugin.Operation):
         section.update_object("status", "protecting")
         server, database = _source(resource, protectable.project_of(context))
         store = _chunks.store_for(self._config, checkpoint.bank)
-        dump = dump_database(store, server, database, stream_name(checkpoint.id, resource.id))
+        dump = dump_database(store, server, database, stream_name(checkpoint.id, resource.id),
+                             kwargs.get("progress"))
         section.update_object("dump", dump)
         section.update_object("status", constants.CHECKPOINT_STATUS_AVAILABLE)
 
