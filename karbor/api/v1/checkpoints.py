@@ -17,7 +17,9 @@ from karbor.common import constants, exception
 from karbor.common.config import CONF
 from karbor.db import models, query
 from karbor.db.session import session_scope
+from karbor.resource import Resource
 from karbor.services.protection import api as protection_api
+from karbor.services.protection import graph as graph_mod
 from karbor.services.protection import progress as progress_mod
 
 SORT_KEYS = {"created_at", "id", "status"}
@@ -26,18 +28,30 @@ SORT_KEYS = {"created_at", "id", "status"}
 def view(cp: models.Checkpoint, *, create: bool = False) -> dict:
     plan = json.loads(cp.protection_plan)
     plan.pop("parameters", None)
+    graph = cp.resource_graph
     if create:
         plan.pop("provider_id", None)
+        if graph is None:
+            graph = declared_graph(plan.get("resources") or [])
     return {
         "id": cp.id,
         "project_id": cp.project_id,
         "status": cp.status,
         "protection_plan": plan,
-        "resource_graph": cp.resource_graph,
+        "resource_graph": graph,
         "created_at": cp.created_at.strftime("%Y-%m-%d") if cp.created_at else None,
         "extra_info": cp.extra_info,
         **outcome(cp),
     }
+
+
+def declared_graph(resources: list[dict]) -> str:
+    """The plan's own resources in the resource_graph format: what a create answers before
+    the worker has expanded their dependencies (the original client's OSC plugin parses
+    the field, so it must be a graph string, never null)."""
+    return graph_mod.serialize([graph_mod.GraphNode(Resource(
+        type=r["type"], id=r["id"], name=r.get("name"), extra_info=r.get("extra_info")))
+        for r in resources])
 
 
 def outcome(record) -> dict:
