@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import json
-import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 from flask import g, request
 from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from karbor.api import validation
 from karbor.common import exception
@@ -213,22 +213,29 @@ def dumps(value: Any) -> str:
 
 
 def filter_clauses(stmt: Select, model, keys: Iterable[str], regex: Iterable[str],
-                   exact: Iterable[str], dialect: str) -> Select:
+                   exact: Iterable[str], session: Session) -> Select:
     """Apply list filters, unknown keys ignored as in the original.
 
     Values are taken verbatim from the query string: ``list_params`` runs them
     through ``literal_eval``, which would turn the regex ``1.50`` into ``1.5``
-    and ``(2)`` into ``2``.
+    and ``(2)`` into ``2``.  Regex values must compile with RE2, whose matching
+    time is linear in the input: a backtracking engine lets one request such as
+    ``name=^(a+)+$`` hold the database (and with SQLite every other request) for
+    seconds.  PostgreSQL matches with its own engine, so its statement is also
+    given a time limit.
     """
     regex, exact = set(regex), set(exact)
+    dialect = session.get_bind().dialect.name
+    used = []
     for key in keys:
         value = request.args.get(key, "")
         if key in regex:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise exception.InvalidInput(reason=f"Invalid regex for {key}: {exc}") from None
+            query.compile_regex(value, key)
             stmt = stmt.where(query.regex_clause(getattr(model, key), value, dialect))
+            used.append(key)
         elif key in exact:
             stmt = stmt.where(getattr(model, key) == value)
+    if used:
+        g.regex_filters = used
+        query.limit_regex_statement(session)
     return stmt

@@ -26,8 +26,23 @@ def fault_body(code: int, message: str) -> bytes:
     return json.dumps({name: {"code": code, "message": message}}).encode()
 
 
+def _statement_timeout(exc: BaseException) -> BaseException | None:
+    """A PostgreSQL statement cancelled by ``statement_timeout`` (SQLSTATE 57014) as the
+    user's fault: only regex-filtered listings set one (see ``query.limit_regex_statement``)."""
+    if getattr(getattr(exc, "orig", None), "pgcode", None) != "57014":
+        return None
+    from flask import g, has_app_context
+
+    from karbor.db import query
+
+    filters = (getattr(g, "regex_filters", None) if has_app_context() else None) or ["?"]
+    return query.RegexTimeout(filters=", ".join(filters),
+                              seconds=query.REGEX_STATEMENT_TIMEOUT_MS / 1000)
+
+
 def from_exception(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     """Map an exception to (status, message, extra headers)."""
+    exc = _statement_timeout(exc) or exc
     if isinstance(exc, exception.KarborException):
         code = exc.code if exc.code < 500 or isinstance(exc, exception.ServiceUnavailable) \
             else 500

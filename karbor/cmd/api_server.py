@@ -6,7 +6,9 @@ import logging
 import threading
 
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer, create_server
 
 from karbor.api.app import create_app
 from karbor.common.config import CONF
@@ -14,14 +16,38 @@ from karbor.common.config import CONF
 LOG = logging.getLogger(__name__)
 
 
+class _RequestParser(HTTPRequestParser):
+    """Waitress's parser, minus a hang on ``Expect: 100-continue`` without a body.
+
+    Waitress answers the expectation with "100 Continue" and then marks the request
+    incomplete to wait for the body; a request that has none (GET, ``Content-Length:
+    0``) or was already refused (too large) was thus never dispatched.  A request that is
+    complete expects nothing more: no interim response is due (RFC 9110 10.1.1).
+    """
+
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        if self.completed:
+            self.expect_continue = False
+        return consumed
+
+
+class _Channel(HTTPChannel):
+    parser_class = _RequestParser
+
+
 class APIServer:
     def __init__(self, host: str | None = None, port: int | None = None):
         self.app = create_app()
+        self._map: dict = {}
         self.server = create_server(
-            self.app, host=host or CONF.osapi_karbor_listen,
+            self.app, map=self._map, host=host or CONF.osapi_karbor_listen,
             port=port if port is not None else CONF.osapi_karbor_listen_port,
             threads=CONF.osapi_karbor_workers, ident="karbor", clear_untrusted_proxy_headers=True,
             channel_timeout=120)
+        for dispatcher in self._map.values():  # one listener per address
+            if isinstance(dispatcher, BaseWSGIServer):
+                dispatcher.channel_class = _Channel
         self._thread: threading.Thread | None = None
 
     @property

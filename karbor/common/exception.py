@@ -162,6 +162,12 @@ class BankError(KarborException):
     message = "Bank error: %(reason)s"
 
 
+class BankFull(BankError):
+    """The bank's storage has no room left: retrying cannot help, freeing space can."""
+
+    message = "Bank %(bank)s is full: no space left on device (writing %(key)s)."
+
+
 class BankObjectNotFound(BankError):
     code = 404
     message = "Bank object %(key)s could not be found."

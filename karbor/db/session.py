@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import re
 import threading
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from karbor.common import config
+from karbor.db.query import regex_search
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -33,12 +33,9 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 
 def _regexp(pattern, value):
-    if value is None or pattern is None:
-        return False
-    try:
-        return re.search(pattern, str(value)) is not None
-    except re.error:
-        return False
+    # RE2, never Python's backtracking ``re``: SQLite runs this while holding the
+    # connection, and a pattern like ^(a+)+$ took seconds per row with ``re``.
+    return regex_search(pattern, value)
 
 
 def get_engine() -> Engine:

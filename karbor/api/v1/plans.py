@@ -139,7 +139,7 @@ def list_plans(project_id):
         if not (ctx.is_admin and params.all_tenants):
             stmt = stmt.where(models.Plan.project_id == ctx.project_id)
         stmt = common.filter_clauses(stmt, models.Plan, params.filters, REGEX_FILTERS,
-                                     EXACT_FILTERS, session.get_bind().dialect.name)
+                                     EXACT_FILTERS, session)
         plans = query.paginate(session, stmt, models.Plan, sort_keys=params.sort_keys,
                                sort_dirs=params.sort_dirs, limit=params.limit,
                                marker=params.marker, offset=params.offset,

@@ -119,7 +119,7 @@ def list_operations(project_id):
         if not (ctx.is_admin and params.all_tenants):
             stmt = stmt.where(models.ScheduledOperation.project_id == ctx.project_id)
         stmt = common.filter_clauses(stmt, models.ScheduledOperation, params.filters, REGEX_FILTERS,
-                              EXACT_FILTERS, session.get_bind().dialect.name)
+                              EXACT_FILTERS, session)
         ops = query.paginate(session, stmt, models.ScheduledOperation,
                              sort_keys=params.sort_keys, sort_dirs=params.sort_dirs,
                              limit=params.limit, marker=params.marker, offset=params.offset,

@@ -69,7 +69,7 @@ def list_triggers(project_id):
         if not (ctx.is_admin and params.all_tenants):
             stmt = stmt.where(models.Trigger.project_id == ctx.project_id)
         stmt = common.filter_clauses(stmt, models.Trigger, params.filters, REGEX_FILTERS,
-                              EXACT_FILTERS, session.get_bind().dialect.name)
+                              EXACT_FILTERS, session)
         triggers = query.paginate(session, stmt, models.Trigger, sort_keys=params.sort_keys,
                                   sort_dirs=params.sort_dirs, limit=params.limit,
                                   marker=params.marker, offset=params.offset,

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +32,8 @@ from dateutil import rrule
 
 from karbor.common import exception
 from karbor.common.config import CONF
+
+LOG = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 
@@ -45,6 +49,14 @@ PROPERTY_NAMES = ("format", "pattern", "start_time", "end_time", "window")
 # every gap of any periodic rule a backup schedule plausibly uses (e.g. the
 # Monday gap of a weekday rule, the two hours of BYHOUR=1,2) at a tiny cost.
 INTERVAL_SAMPLES = 100
+
+# How much work one search for occurrences may do, in Python calls (profiler events).
+# dateutil checks UNTIL only on candidate instants, so neither UNTIL nor COUNT bounds
+# a rule that rarely matches: FREQ=SECONDLY;INTERVAL=7;BYMONTH=2;BYMONTHDAY=29;
+# BYHOUR=0;BYMINUTE=0;BYSECOND=1 ran for minutes.  Counting calls (not seconds) keeps
+# the verdict the same on a busy and an idle machine; 2 million is about a third of a
+# second and covers a hundred occurrences of every sensible backup schedule.
+SEARCH_BUDGET = 2_000_000
 
 _SUB_MONTHLY = ("WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
 _SUB_WEEKLY = ("DAILY", "HOURLY", "MINUTELY", "SECONDLY")
@@ -69,6 +81,32 @@ def naive_utc(value: dt.datetime) -> dt.datetime:
 
 def _invalid(name: str, value: Any, why: str) -> exception.InvalidInput:
     return exception.InvalidInput(reason=f"The trigger {name}({value}) is invalid: {why}")
+
+
+class SearchTooLong(Exception):
+    """The search for the next occurrence used up its budget (see SEARCH_BUDGET)."""
+
+
+class _Budget:
+    """Runs steps of an occurrence search under a thread-local call counter."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def _count(self, frame, event, arg) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SearchTooLong()
+
+    def next(self, values: Iterator[dt.datetime]) -> dt.datetime:
+        if self.left < 0:
+            raise SearchTooLong()
+        previous = sys.getprofile()
+        sys.setprofile(self._count)
+        try:
+            return next(values)
+        finally:
+            sys.setprofile(previous)
 
 
 class Schedule(Protocol):
@@ -235,20 +273,31 @@ class TimeTrigger:
     window_given: bool
     schedule: Schedule = field(repr=False, compare=False)
 
-    def occurrences(self, after: dt.datetime) -> Iterator[dt.datetime]:
+    def search(self, after: dt.datetime, budget: int = SEARCH_BUDGET) -> Iterator[dt.datetime]:
         """Occurrences strictly after ``after``, ascending, up to ``end_time`` inclusive.
 
-        Running past year 9999 ends the sequence instead of raising.
+        Running past year 9999 ends the sequence instead of raising; spending more than
+        ``budget`` calls on the whole sequence raises ``SearchTooLong``.
         """
         values = self.schedule.iter_after(naive_utc(after))
+        meter = _Budget(budget)
         while True:
             try:
-                value = next(values)
+                value = meter.next(values)
             except (StopIteration, OverflowError):
                 return
             if self.end_time is not None and value > self.end_time:
                 return
             yield value
+
+    def occurrences(self, after: dt.datetime) -> Iterator[dt.datetime]:
+        """As ``search``, but a search over budget ends the sequence (logged): the
+        scheduler then treats the trigger as exhausted instead of spinning on it."""
+        try:
+            yield from self.search(after)
+        except SearchTooLong:
+            LOG.warning("trigger pattern %r: no further occurrence after %s found within "
+                        "the search budget; treating it as exhausted", self.pattern, after)
 
     def next_occurrence(self, after: dt.datetime) -> dt.datetime | None:
         return next(self.occurrences(after), None)
@@ -356,8 +405,17 @@ def validate(properties: Mapping[str, Any] | TimeTrigger, *,
         raise _invalid("end_time", trigger.end_time.strftime(STORED_TIME_FORMAT),
                        "it must be later than start_time "
                        f"({trigger.start_time.strftime(STORED_TIME_FORMAT)}).")
-    first = trigger.occurrences(trigger.start_time - dt.timedelta(seconds=1))
-    sample = list(itertools.islice(first, INTERVAL_SAMPLES))
+    first = trigger.search(trigger.start_time - dt.timedelta(seconds=1))
+    sample: list[dt.datetime] = []
+    try:
+        sample.extend(itertools.islice(first, INTERVAL_SAMPLES))
+    except SearchTooLong:
+        if not sample:
+            raise _invalid("pattern", trigger.pattern,
+                           "no occurrence was found within the search limit; the rule "
+                           "matches too rarely for its FREQ (use a coarser FREQ, e.g. "
+                           "YEARLY with BYMONTH and BYMONTHDAY).") from None
+        # enough to know it fires; the min_interval check uses what was found
     if not sample:
         where = "between start_time and end_time" if trigger.end_time else "after start_time"
         raise _invalid("pattern", trigger.pattern, f"it never fires {where}.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import mmap
 import os
@@ -34,6 +35,10 @@ fs_bank_opts = [
     cfg.IntOpt("lease_expire_window", default=600,
                help="Seconds a writer's lease stays valid without renewal."),
 ]
+
+
+# "no room": the device is full or the user's quota is used up
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 
 def list_opts():
@@ -109,9 +114,22 @@ class FileSystemBankPlugin(BankPlugin, LeasePlugin):
         except OSError as exc:
             # A key that is also a "directory" of other keys (or the reverse) cannot
             # exist side by side on a file system.
+            if exc.errno in _NO_SPACE:
+                raise exception.BankFull(bank=self._root, key=key) from None
             raise exception.BankError(
                 reason=f"cannot store {key}: {type(exc).__name__}: {exc.strerror or exc}"
             ) from None
+        try:
+            self._write_file(directory, path, data)
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                # Said plainly, and as a bank error: a raw OSError named a temporary file
+                # and was retried as if the condition could pass.
+                raise exception.BankFull(bank=self._root, key=key) from None
+            raise
+
+    @staticmethod
+    def _write_file(directory: str, path: str, data) -> None:
         try:
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         except FileNotFoundError:

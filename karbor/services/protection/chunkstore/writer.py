@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+from karbor.common import exception
 from karbor.services.protection.chunkstore import blob, index, layout, pack
 from karbor.services.protection.chunkstore.chunker import BufferPool
 from karbor.services.protection.chunkstore.errors import ChunkStoreError, CorruptionError
@@ -78,13 +79,17 @@ class WriteSession:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
-                self.commit()
-            finally:
-                self.close()
-        else:
+        if exc_type is not None:
             self.abort()
+            return
+        try:
+            self.commit()
+        except BaseException:
+            # What failed the commit (a full bank, say) is the error to report: closing
+            # with the packs still in flight would replace it with "uncommitted data".
+            self.abort()
+            raise
+        self.close()
 
     # ------------------------------------------------------------------ dedup
 
@@ -258,13 +263,15 @@ class WriteSession:
         for f in self._uploads:
             try:
                 self._stored.append(f.result())
-            except Exception:  # noqa: BLE001 - the pack is lost; its chunks were not committed
-                LOG.warning("chunk store: a pack upload failed during abort", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the pack is lost; its chunks were not committed
+                LOG.warning("chunk store: a pack upload failed during abort: %s", exc,
+                            exc_info=not isinstance(exc, exception.BankError))
         self._uploads.clear()
         try:
             self._write_index()
-        except Exception:  # noqa: BLE001 - unindexed packs are collected as orphans
-            LOG.warning("chunk store: could not index stored packs on abort", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - unindexed packs are collected as orphans
+            LOG.warning("chunk store: could not index stored packs on abort: %s", exc,
+                        exc_info=not isinstance(exc, exception.BankError))
         self.close()
 
     def close(self) -> None:
