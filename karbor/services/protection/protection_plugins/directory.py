@@ -5,13 +5,23 @@ chunk store of the checkpoint's bank (the files one after the other in the strea
 ``dir/<checkpoint>/<resource>/d0``; files unchanged since the last checkpoint are not read
 again, see "Files cache" below); the tree itself (types, modes, mtimes, owners, symlink
 targets, hard links) is the ``tree`` object of the resource's bank section. Restore
-rebuilds it under ``restore_path`` or in place (``in_place: true``), never following a
-symlink out of the target and never leaving a file whose data failed its integrity check.
+rebuilds it under ``restore_path`` (in a staging directory renamed into place at the end)
+or in place (``in_place: true``), never leaving a file whose data failed its integrity
+check.
+
+Nothing below a root is reached by a path string: both walk and write through directory
+descriptors, each directory opened relative to its parent with ``O_NOFOLLOW``, so a
+directory swapped for a symlink while they run is never followed out of the tree (it is
+left out of a checkpoint; it fails a restore).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import errno
+import fcntl
+import hashlib
 import logging
 import os
 import queue
@@ -19,12 +29,12 @@ import shutil
 import stat
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 from karbor.common import constants, exception
 from karbor.services.protection import protection_plugin
-from karbor.services.protection.chunkstore import reader
+from karbor.services.protection.chunkstore import reader, writer
 from karbor.services.protection.chunkstore.errors import ChunkStoreError, ManifestNotFound
 from karbor.services.protection.chunkstore.manifest import Manifest
 from karbor.services.protection.chunkstore.store import ChunkStore
@@ -44,14 +54,84 @@ SMALL_FILE = 1 << 20   # files up to this size are written by those threads
 SMALL_SOURCE = 4 << 20  # files up to this size are read whole by the chunk store's workers
 SMALL_FILES_HELD = 64 << 20  # bytes of small files waiting for them
 BATCH_FILES = 32       # small files per job of those threads
+OPEN_DIRS = 64         # directories a restore keeps open besides those jobs still write in
+# directories held for pending reads or writes before waiting for some (more than a
+# stream's batch of small sources not yet handed to a worker can hold, so the wait ends)
+BUSY_DIRS = 2 * writer.BATCH_SOURCES
+STAGING = ".karbor-restore-"  # staging directories and in-place temporary files start so
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a file swapped for a FIFO must not block the walk (it is then left out)
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# what opening an entry the walk listed gives when it was deleted or replaced since
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.EINVAL})
+
+
+def _test_hook(name: str, **kw) -> None:
+    """Called at named steps of protect and restore ("file_opened", "small_file", "entry",
+    "file_created", "before_meta", "before_rename", "renamed"): tests replace it to change
+    the file system at exactly that moment."""
+
+
+class _Dir:
+    """An open directory shared by the threads reading or creating its entries, closed
+    when the last of them lets it go (``release``), or by ``close`` once none can still
+    use it. Its lock is held while the descriptor is used (``with d as fd``), so a close
+    on an error path never lets a late user reach whatever reuses the number."""
+
+    __slots__ = ("_fd", "_refs", "_lock", "_closed")
+
+    def __init__(self, fd: int, closed=None):
+        self._fd = fd
+        self._refs = 1
+        self._lock = threading.Lock()
+        self._closed = closed   # called with it once it is closed
+
+    def __enter__(self) -> int:
+        self._lock.acquire()
+        if self._fd < 0:
+            self._lock.release()
+            raise OSError(errno.EBADF, "directory closed")
+        return self._fd
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def acquire(self) -> _Dir:
+        with self._lock:
+            self._refs += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self._refs -= 1
+            if self._refs <= 0:
+                self._close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            if self._closed is not None:
+                self._closed(self)
+
+    def open(self, name: str, flags: int, mode: int = 0o777) -> int:
+        with self as fd:
+            return os.open(name, flags, mode, dir_fd=fd)
+
 
 def _stream_name(checkpoint_id: str, resource_id: str, key: str) -> str:
     return f"dir/{checkpoint_id}/{resource_id}/{key}"
 
 
-def _source_path(resource) -> str:
+def _source_path(resource, project_id: str | None = None) -> str:
     path = (resource.extra_info or {}).get("path") or resource.name
-    real = protectable.check_path(path)
+    real = protectable.check_path(path, project_id)
     if protectable.directory_id(path) != resource.id:
         raise exception.InvalidInput(reason=f"resource {resource.id} is not the directory "
                                             f"{path!r}")
@@ -74,30 +154,119 @@ def _source_path(resource) -> str:
 # that had not been changed within a second of that backup's start) is not read again:
 # its chunks are taken over from the previous stream if the store still holds them all.
 
+
+class _Readers:
+    """The directories whose small files wait to be read on the chunk store's workers,
+    each held open until its last one is read. The walk waits for some of them before it
+    opens another directory, so that a tree of many tiny directories does not hold
+    thousands of descriptors (a batch of the stream, not yet handed to a worker, holds
+    fewer than ``BUSY_DIRS``: the wait ends)."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[_Dir, int] = {}
+
+    def hold(self, d: _Dir) -> _Dir:
+        with self._cond:
+            n = self._pending.get(d, 0)
+            if not n:
+                d.acquire()
+            self._pending[d] = n + 1
+        return d
+
+    def done(self, d: _Dir) -> None:
+        with self._cond:
+            n = self._pending.pop(d) - 1
+            if n:
+                self._pending[d] = n
+            else:
+                d.release()
+                self._cond.notify_all()
+
+    def wait(self, limit: int) -> None:
+        with self._cond:
+            while len(self._pending) > limit:
+                if not self._cond.wait(timeout=1.0):
+                    return  # none read for a second: a failed batch (its error will tell)
+
+
+class _Source(str):
+    """The top of a protected tree (its path) with what the walk holds open: ``root``,
+    and in ``dirs`` (by relative path) each directory while its entries are handed out,
+    so that they are read through it; ``opened`` lists every one, to close at the end."""
+
+    root: _Dir
+    dirs: dict[str, _Dir]
+    opened: list[_Dir]
+    readers: _Readers
+
+
+def _source(top: str) -> _Source:
+    src = _Source(top)
+    src.root = _Dir(os.open(top, _O_DIR))
+    src.dirs, src.opened, src.readers = {}, [src.root], _Readers()
+    return src
+
+
 def _walk(top: str, vanished: list):
-    """(relative path, lstat) of everything below ``top``, parents first, never following
-    a symlink; what is deleted while the walk goes on is added to ``vanished``."""
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        try:
-            with os.scandir(os.path.join(top, rel) if rel else top) as it:
+    """(relative path, lstat) of everything below ``top``, parents first. A directory is
+    entered through its parent's descriptor, never following a symlink, and only if it is
+    the one the listing saw: a directory deleted or replaced (by a symlink to elsewhere,
+    say) before the walk reaches it is added to ``vanished``, not read, so nothing outside
+    the tree ever is."""
+    src = top if isinstance(top, _Source) else _source(top)
+    stack: list[tuple[str, _Dir | None, str, tuple[int, int] | None]] = [
+        ("", None, "", None)]
+    current = None
+    try:
+        while stack:
+            rel, parent, name, ident = stack.pop()
+            if parent is None:
+                d = src.root
+            else:
+                src.readers.wait(BUSY_DIRS)
+                try:
+                    fd = parent.open(name, _O_DIR)
+                except OSError as exc:
+                    if exc.errno not in _GONE:
+                        raise
+                    vanished.append(rel)
+                    continue
+                finally:
+                    parent.release()
+                d = _Dir(fd)
+                src.opened.append(d)
+                fst = os.fstat(fd)
+                if (fst.st_dev, fst.st_ino) != ident:
+                    d.release()
+                    vanished.append(rel)
+                    continue
+            current = d
+            with d as fd, os.scandir(fd) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except FileNotFoundError:
-            if not rel:
-                raise
-            vanished.append(rel)
-            continue
-        for entry in entries:
-            child = os.path.join(rel, entry.name) if rel else entry.name
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                vanished.append(child)
-                continue
-            yield child, st
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(child)
+            src.dirs[rel] = d
+            for entry in entries:
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    vanished.append(child)
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((child, d.acquire(), entry.name, (st.st_dev, st.st_ino)))
+                yield child, st
+            del src.dirs[rel]
+            current = None
+            d.release()
+    finally:
+        if current is not None:
+            current.release()
+        for _, parent, _, _ in stack:
+            if parent is not None:
+                parent.release()
+        if src is not top:
+            for d in src.opened:
+                d.close()
 
 
 def _entry(rel: str, st: os.stat_result, kind: str) -> dict:
@@ -154,22 +323,34 @@ class _FilesCache:
         return chunks[i:j]
 
 
-def _same_file(fd: int, rel: str, ident: tuple[int, int]) -> os.stat_result:
+def _opened(fd: int, ident: tuple[int, int]) -> os.stat_result | None:
+    """The fstat of the file the walk listed, or None if what was opened is another one
+    (replaced since: it is left out like a deleted file)."""
     fst = os.fstat(fd)
-    if (fst.st_dev, fst.st_ino) != ident:
-        raise exception.KarborException(message=f"{rel} changed while it was being protected")
-    return fst
+    return fst if (fst.st_dev, fst.st_ino) == ident else None
 
 
-def _reader(path: str, rel: str, ident: tuple[int, int]):
-    """A small file's contents and fstat, read whole on a chunk-store worker."""
+def _reader(path: str, rel: str, ident: tuple[int, int], parent: _Dir, name: str,
+            readers: _Readers):
+    """A small file's contents and fstat, read whole on a chunk-store worker through its
+    directory's descriptor (``path`` only names it); no fstat if it was deleted or
+    replaced since the walk (see _file_done)."""
+    readers.hold(parent)
+
     def read():
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return b"", None   # deleted since the walk (see _file_done)
+            _test_hook("small_file", path=rel)
+            fd = parent.open(name, _O_READ)
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                raise
+            return b"", None
+        finally:
+            readers.done(parent)
         try:
-            fst = _same_file(fd, rel, ident)
+            fst = _opened(fd, ident)
+            if fst is None:
+                return b"", None
             parts = [os.read(fd, fst.st_size + 1)]
             while parts[-1]:
                 parts.append(os.read(fd, 1 << 20))
@@ -198,8 +379,22 @@ def _file_done(e: dict, rel: str, key: str, files: list, vanished: list):
 
 
 def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: str) -> dict:
+    """The tree of ``top`` (a resolved directory path), its files' data streamed into
+    ``store``; entries deleted or replaced while it runs are left out (``vanished``)."""
     started_ns = time.time_ns()
-    root_st = os.lstat(top)
+    top = str(top)
+    src = _source(top)
+    try:
+        return _protect(store, src, top, checkpoint_id, resource_id, started_ns)
+    finally:
+        for d in src.opened:  # those of small files a failed session never read
+            d.close()
+
+
+def _protect(store: ChunkStore, src: _Source, top: str, checkpoint_id: str,
+             resource_id: str, started_ns: int) -> dict:
+    with src.root as fd:
+        root_st = os.fstat(fd)
     entries = [_entry("", root_st, "dir")]
     links: dict[tuple[int, int], str] = {}
     skipped = []
@@ -220,15 +415,20 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                                                    streams[-1]))
             return data
 
-        for rel, st in _walk(top, vanished):
+        for rel, st in _walk(src, vanished):
             mode = st.st_mode
+            up, _, name = rel.rpartition("/")
+            parent = src.dirs[up]
             if stat.S_ISDIR(mode):
                 entries.append(_entry(rel, st, "dir"))
             elif stat.S_ISLNK(mode):
                 e = _entry(rel, st, "symlink")
                 try:
-                    e["target"] = os.readlink(os.path.join(top, rel))
-                except FileNotFoundError:
+                    with parent as dfd:
+                        e["target"] = os.readlink(name, dir_fd=dfd)
+                except OSError as exc:
+                    if exc.errno not in _GONE:
+                        raise
                     vanished.append(rel)
                     continue
                 entries.append(e)
@@ -249,17 +449,23 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                 chunks = cache.lookup(rel, st)
                 if chunks is not None and s.reuse(chunks, done, st):
                     continue
-                path = os.path.join(top, rel)
                 if st.st_size <= SMALL_SOURCE:
-                    s.write_small(_reader(path, rel, ident), st.st_size, done)
+                    s.write_small(_reader(os.path.join(top, rel), rel, ident, parent, name,
+                                          src.readers), st.st_size, done)
                     continue
                 try:
-                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-                except FileNotFoundError:
+                    fd = parent.open(name, _O_READ)
+                except OSError as exc:
+                    if exc.errno not in _GONE:
+                        raise
                     vanished.append(rel)
                     continue
                 with os.fdopen(fd, "rb", buffering=0) as f:
-                    fst = _same_file(fd, rel, ident)
+                    fst = _opened(fd, ident)
+                    if fst is None:
+                        vanished.append(rel)
+                        continue
+                    _test_hook("file_opened", path=rel, source=top)
                     s.write(f, fst.st_size, done, fst)
             else:
                 skipped.append(rel)  # sockets, FIFOs, devices: not data
@@ -271,8 +477,9 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
     if skipped:
         LOG.info("%d special files not protected in %s", len(skipped), top)
     if vanished:
-        # Deleted while the walk went on: they are not in the checkpoint (nor hard links
-        # whose recorded name was one of them, nor anything below a vanished directory).
+        # Deleted or replaced while the walk went on: they are not in the checkpoint (nor
+        # hard links whose recorded name was one of them, nor anything below a vanished
+        # directory).
         gone = set(vanished)
         kept = []
         for e in entries:
@@ -284,8 +491,8 @@ def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: s
                 kept.append(e)
         entries = kept
         vanished = sorted(gone)
-        LOG.warning("%d entries of %s were deleted while it was being protected: %s",
-                    len(vanished), top, ", ".join(vanished[:10]))
+        LOG.warning("%d entries of %s were deleted or replaced while it was being "
+                    "protected: %s", len(vanished), top, ", ".join(vanished[:10]))
     return {"version": TREE_VERSION, "source": top, "entries": entries, "skipped": skipped,
             "vanished": vanished}
 
@@ -309,25 +516,129 @@ class RestoreError(exception.KarborException):
     message = "Restore of the directory failed: %(reason)s"
 
 
-def _inside(target_real: str, path: str) -> None:
-    real = os.path.realpath(path)
-    if real != target_real and os.path.commonpath([real, target_real]) != target_real:
-        raise RestoreError(reason=f"{path!r} resolves outside the restore target")
+def _check_rel(rel: str) -> None:
+    """An entry's path must name something below the target: a tree is data from the
+    bank, not to be trusted to stay inside."""
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in rel.split("/")):
+        raise RestoreError(reason=f"entry {rel!r} would leave the target")
 
 
-def _clear(path: str, keep_dir: bool) -> None:
-    """Remove what is at ``path`` (not following a symlink) unless it is a directory that
-    should stay."""
+def _clear_at(dfd: int, name: str) -> None:
+    """Remove what is at ``name`` in directory ``dfd`` (a symlink itself, never what it
+    points to)."""
     try:
-        st = os.lstat(path)
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        if keep_dir:
-            return
-        shutil.rmtree(path)
+        shutil.rmtree(name, dir_fd=dfd)
     else:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dfd)
+
+
+def _make_dir(d: _Dir, name: str) -> None:
+    """A directory at ``name``: one already there is kept (in place), a file or symlink
+    there is replaced (not followed)."""
+    with d as dfd:
+        try:
+            os.mkdir(name, 0o700, dir_fd=dfd)
+            return
+        except FileExistsError:
+            pass
+        if stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+            return
+        os.unlink(name, dir_fd=dfd)
+        os.mkdir(name, 0o700, dir_fd=dfd)
+
+
+def _open_path(path: str) -> _Dir:
+    """The directory ``path`` (resolved: the roots may be reached through symlinks),
+    opened from ``/`` one component at a time without following one, so that a symlink
+    swapped in after it was checked fails instead of leading elsewhere; missing
+    components are created."""
+    fd = os.open("/", _O_DIR)
+    try:
+        for part in os.path.realpath(path).split("/"):
+            if not part:
+                continue
+            try:
+                nfd = os.open(part, _O_DIR, dir_fd=fd)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                nfd = os.open(part, _O_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except NotADirectoryError:
+        os.close(fd)
+        raise RestoreError(reason=f"{path!r} is not a directory (or was replaced by a "
+                                  "symlink)") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return _Dir(fd)
+
+
+class _Dirs:
+    """The directories of a restore target by relative path, each opened through its
+    parent's descriptor without following a symlink: a directory that became a symlink
+    since it was made fails the restore instead of being written through. At most
+    ``limit`` stay open here (least recently used closed first); a job still writing
+    into one holds it open until it is done."""
+
+    def __init__(self, root: _Dir, limit: int = OPEN_DIRS):
+        self.root = root
+        self._open: OrderedDict[str, _Dir] = OrderedDict()
+        self._live: set[_Dir] = set()   # opened here, not closed yet
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def get(self, rel: str) -> _Dir:
+        """``rel``'s directory, acquired: the caller releases it."""
+        if not rel:
+            return self.root.acquire()
+        d = self._open.get(rel)
+        if d is not None:
+            self._open.move_to_end(rel)
+            return d.acquire()
+        parent = self.get(os.path.dirname(rel))
+        try:
+            fd = parent.open(os.path.basename(rel), _O_DIR)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise RestoreError(reason=f"{rel!r} in the target is no longer a directory "
+                                          "(a symlink?): nothing is written through it"
+                                   ) from None
+            raise
+        finally:
+            parent.release()
+        d = _Dir(fd, self._live.discard)
+        self._live.add(d)
+        self._open[rel] = d
+        if len(self._open) > self._limit:
+            self._open.popitem(last=False)[1].release()
+        return d.acquire()
+
+    @contextlib.contextmanager
+    def use(self, rel: str):
+        d = self.get(rel)
+        try:
+            yield d
+        finally:
+            d.release()
+
+    def forget(self) -> None:
+        """Open every directory again when next used."""
+        while self._open:
+            self._open.popitem()[1].release()
+
+    def close(self) -> None:
+        """Close them all, also those of jobs that never ran (none runs any more)."""
+        self.forget()
+        for d in list(self._live):
+            d.close()
 
 
 def _plan(store: ChunkStore, tree: dict, checkpoint_id: str, resource_id: str):
@@ -445,49 +756,63 @@ def _write_data(pieces, fd: int, size: int, sparse: bool) -> None:
         os.ftruncate(fd, size)
 
 
-def _apply_meta(path: str, e: dict, as_root: bool, symlink: bool = False) -> None:
+def _meta_fd(fd: int, e: dict, as_root: bool) -> None:
+    """Owner, mode and mtime through the descriptor of what was made: nothing is looked up
+    by name, so nothing can be followed."""
     if as_root:
-        os.chown(path, e["uid"], e["gid"], follow_symlinks=False)
-    if not symlink:
-        os.chmod(path, e["mode"])
-    if symlink and os.utime not in os.supports_follow_symlinks:
-        return
-    os.utime(path, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=not symlink)
+        os.chown(fd, e["uid"], e["gid"])
+    os.chmod(fd, e["mode"])
+    os.utime(fd, ns=(e["mtime_ns"], e["mtime_ns"]))
 
 
-def _restore_file(path: str, tmp: str | None, e: dict, pieces, as_root: bool) -> None:
-    """Write a file under a temporary name, then rename it over what is at ``path``; or,
-    with no ``tmp`` (a restore into a new directory), create it at ``path`` directly. A
-    file whose data fails is removed either way."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    if tmp is None:
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:
-            _clear(path, keep_dir=False)
-            fd = os.open(path, flags, 0o600)
-        name = path
-    else:
-        _clear(path, keep_dir=False)
-        fd = os.open(tmp, flags, 0o600)
-        name = tmp
+def _symlink_meta(dfd: int, name: str, e: dict, as_root: bool) -> None:
+    # Linux has no mode for a symlink; its owner and mtime are its own (not followed).
+    if as_root:
+        os.chown(name, e["uid"], e["gid"], dir_fd=dfd, follow_symlinks=False)
+    if os.utime in os.supports_follow_symlinks:
+        os.utime(name, ns=(e["mtime_ns"], e["mtime_ns"]), dir_fd=dfd,
+                 follow_symlinks=False)
+
+
+def _restore_file(d: _Dir, name: str, tmp: str | None, e: dict, pieces,
+                  as_root: bool) -> None:
+    """Write a file under a temporary name in ``d``, then rename it over what is at
+    ``name``; or, with no ``tmp`` (into a staging directory), create it at ``name``. A
+    file whose data fails is removed either way; one left by a killed attempt under the
+    same (deterministic) name is replaced."""
+    made = tmp or name
     try:
+        fd = d.open(made, _O_CREATE, 0o600)
+    except FileExistsError:
+        with d as dfd:
+            _clear_at(dfd, made)
+        fd = d.open(made, _O_CREATE, 0o600)
+    try:
+        _test_hook("file_created", path=e["path"])
         if e.get("stream"):
             try:
                 _write_data(pieces, fd, e["size"], bool(e.get("sparse")))
             except (ChunkStoreError, RestoreError) as exc:
                 raise RestoreError(reason=f"file {e['path']!r} not restored: "
                                           f"{exc.msg}") from exc
+        _meta_fd(fd, e, as_root)
         os.close(fd)
         fd = -1
         if tmp is not None:
-            os.rename(tmp, path)
+            with d as dfd:
+                try:
+                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                except OSError as exc:
+                    if exc.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    _clear_at(dfd, name)  # a directory where the file goes
+                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         if fd >= 0:
             os.close(fd)
-        os.unlink(name)
+        with d as dfd, contextlib.suppress(FileNotFoundError):
+            os.unlink(made, dir_fd=dfd)
         raise
-    _apply_meta(path, e, as_root)
 
 
 _END = object()
@@ -523,24 +848,205 @@ class _Feed:
 
 
 def _restore_files(batch, as_root: bool) -> None:
-    for path, tmp, e, data in batch:
-        _restore_file(path, tmp, e, data, as_root)
+    try:
+        for i, (d, name, tmp, e, data) in enumerate(batch):
+            _restore_file(d, name, tmp, e, data, as_root)
+            d.release()
+            batch[i] = None
+    finally:
+        for item in batch:  # those after a failure
+            if item is not None:
+                item[0].release()
+
+
+def _restore_big(d: _Dir, name: str, tmp: str | None, e: dict, feed, as_root: bool) -> None:
+    try:
+        _restore_file(d, name, tmp, e, feed, as_root)
+    finally:
+        d.release()
+
+
+def _restore_key(checkpoint_id: str, resource_id: str, target: str) -> str:
+    """The same for every attempt of one restore (a resumed one finds what a killed one
+    left), different for another target or checkpoint."""
+    return hashlib.sha256(f"{checkpoint_id}\0{resource_id}\0{target}".encode()
+                          ).hexdigest()[:24]
 
 
 def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
                  resource_id: str, in_place: bool) -> None:
+    """Rebuild ``tree`` at ``target`` (an absolute path). In place, over what is there;
+    otherwise in the staging directory ``<parent>/.karbor-restore-<key>`` renamed to
+    ``target`` (absent or an empty directory) once complete, so a killed restore never
+    leaves a partial tree under the final name, and running it again (the same ids and
+    target) starts the staging afresh, or finds the tree already renamed into place."""
     as_root = os.geteuid() == 0
-    os.makedirs(target, exist_ok=True)
-    target_real = os.path.realpath(target)
+    target = os.path.abspath(target)
+    key = _restore_key(checkpoint_id, resource_id, target)
+    name = os.path.basename(target)
+    if not name:
+        raise RestoreError(reason=f"{target!r} cannot be restored to")
+    parent = _open_path(os.path.dirname(target))
+    try:
+        if in_place:
+            _make_dir(parent, name)
+            root = _Dir(_open_dir(parent, name, target))
+            try:
+                _restore_into(store, tree, root, checkpoint_id, resource_id, True,
+                              as_root, f"{STAGING}{key}-")
+            finally:
+                root.close()
+            return
+        with parent as pfd:
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+        if st is not None and (not stat.S_ISDIR(st.st_mode) or not _empty(parent, name)):
+            if stat.S_ISDIR(st.st_mode) and _restored(tree, parent, name, as_root):
+                LOG.info("%s already holds the restored tree (an earlier attempt's)", target)
+                return
+            raise exception.InvalidInput(
+                reason=f"restore_path {target!r} exists and is not an empty directory")
+        stage = f"{STAGING}{key}"
+        _clear_stale(parent, stage, target)
+        with parent as pfd:
+            os.mkdir(stage, 0o700, dir_fd=pfd)
+        ident = None
+        try:
+            root = _Dir(_open_dir(parent, stage, target))
+            try:
+                with root as fd:
+                    _lock(fd, target)
+                    ident = os.fstat(fd)
+                _restore_into(store, tree, root, checkpoint_id, resource_id, False,
+                              as_root, None)
+                _test_hook("before_rename",
+                           staging=os.path.join(os.path.dirname(target), stage), target=target)
+                with parent as pfd:
+                    if not os.path.samestat(ident, os.stat(stage, dir_fd=pfd,
+                                                           follow_symlinks=False)):
+                        raise RestoreError(reason=f"the staging directory of {target!r} "
+                                                  "was replaced")
+                    try:
+                        os.rename(stage, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                            raise
+                        raise exception.InvalidInput(
+                            reason=f"restore_path {target!r} exists and is not an empty "
+                                   "directory") from None
+            finally:
+                root.close()   # (and its lock)
+        except BaseException:
+            with parent as pfd:
+                try:
+                    if ident is not None and os.path.samestat(
+                            ident, os.stat(stage, dir_fd=pfd, follow_symlinks=False)):
+                        _clear_at(pfd, stage)   # (not another attempt's)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    LOG.warning("could not remove the staging directory %s of %s: %s",
+                                stage, target, exc)
+            raise
+        _test_hook("renamed", target=target)
+    finally:
+        parent.close()
+
+
+def _lock(fd: int, target: str) -> None:
+    """Hold the staging directory against another attempt of the same restore (one that
+    took over a lapsed lease while this one still runs): it must neither remove nor
+    rename what this one writes."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RestoreError(reason=f"another restore into {target!r} is running") from None
+
+
+def _clear_stale(parent: _Dir, stage: str, target: str) -> None:
+    """Remove the staging directory a killed attempt left (not one still in use)."""
+    try:
+        fd = parent.open(stage, _O_DIR)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        fd = -1   # not a directory: removed all the same
+    try:
+        if fd >= 0:
+            _lock(fd, target)
+        LOG.info("removing %s, left by an earlier attempt to restore %s", stage, target)
+        with parent as pfd:
+            _clear_at(pfd, stage)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open_dir(parent: _Dir, name: str, target: str) -> int:
+    try:
+        return parent.open(name, _O_DIR)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+            raise RestoreError(reason=f"{target!r} is not a directory (was it replaced by "
+                                      "a symlink?)") from None
+        raise
+
+
+def _empty(parent: _Dir, name: str) -> bool:
+    fd = parent.open(name, _O_DIR)
+    try:
+        return not os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def _restored(tree: dict, parent: _Dir, name: str, as_root: bool) -> bool:
+    """Does ``name`` hold exactly the tree (types, sizes, modes, mtimes, owners)? What an
+    attempt killed after its rename, before the restore was recorded as done, leaves."""
+    found: dict[str, os.stat_result] = {}
+    try:
+        with parent as pfd:
+            found[""] = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            for top, dirnames, filenames, dfd in os.fwalk(name, dir_fd=pfd):
+                rel = os.path.relpath(top, name)
+                for n in dirnames + filenames:
+                    found[n if rel == "." else f"{rel}/{n}"] = os.stat(
+                        n, dir_fd=dfd, follow_symlinks=False)
+    except OSError:
+        return False
+    if len(found) != len(tree["entries"]):
+        return False
+    kinds = {"dir": stat.S_ISDIR, "file": stat.S_ISREG, "hardlink": stat.S_ISREG,
+             "symlink": stat.S_ISLNK}
+    for e in tree["entries"]:
+        st = found.get(e["path"])
+        if st is None or not kinds.get(e["type"], lambda m: False)(st.st_mode):
+            return False
+        if e["type"] == "hardlink":
+            continue
+        if (st.st_mtime_ns != e["mtime_ns"] or e["type"] == "file" and st.st_size != e["size"]
+                or e["type"] != "symlink" and stat.S_IMODE(st.st_mode) != e["mode"]
+                or as_root and (st.st_uid, st.st_gid) != (e["uid"], e["gid"])):
+            return False
+    return True
+
+
+def _restore_into(store: ChunkStore, tree: dict, root: _Dir, checkpoint_id: str,
+                  resource_id: str, in_place: bool, as_root: bool,
+                  tmp_prefix: str | None) -> None:
     entries = tree["entries"]
     plan, cuts, counts = _plan(store, tree, checkpoint_id, resource_id)
     pieces = _Pieces(store, plan, cuts)
-    dirs = []
-    checked: set[str] = set()   # parent directories found inside the target
+    dirs = _Dirs(root)
+    made = []     # the directories' entries, for their metadata at the end
     n_file = n_tmp = 0
-    tmp_prefix = f".karbor-restore-{os.getpid()}-{threading.get_ident()}-"
     # Small files are written by a few threads, many per job (creating files is most of
-    # their cost); big ones by another thread, fed their pieces by this one.
+    # their cost); big ones by another thread, fed their pieces by this one. Each job
+    # holds the directory it writes in (not a path to it).
     pool = ThreadPoolExecutor(RESTORE_THREADS, thread_name_prefix="restore")
     big = ThreadPoolExecutor(1, thread_name_prefix="restore-big")
     jobs: deque = deque()
@@ -558,90 +1064,92 @@ def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
         nonlocal held
         if limit < 0:
             flush()
-        while jobs and (len(jobs) > 16 or held > limit):
+        while jobs and (len(jobs) > 16 or held > limit or len(dirs) > BUSY_DIRS):
             fut, n = jobs.popleft()
             held -= n
             fut.result()
 
     try:
-        for e in entries:
-            rel = e["path"]
-            path = os.path.join(target, rel) if rel else target
-            if rel:
-                if os.path.isabs(rel) or ".." in rel.split(os.sep):
-                    raise RestoreError(reason=f"entry {rel!r} would leave the target")
-                parent = os.path.dirname(path)
-                if parent not in checked:
-                    _inside(target_real, parent)
-                    checked.add(parent)
-            kind = e["type"]
-            if kind == "dir":
+        try:
+            for e in entries:
+                rel = e["path"]
+                _test_hook("entry", path=rel)
+                kind = e["type"]
                 if rel:
-                    if os.path.lexists(path) and not (in_place and os.path.isdir(path)
-                                                      and not os.path.islink(path)):
-                        settle(-1)  # no file is written below what changes here
-                        checked.clear()
-                    _clear(path, keep_dir=in_place)
-                    if not os.path.isdir(path) or os.path.islink(path):
-                        os.mkdir(path, 0o700)
-                dirs.append((path, e))
-            elif kind == "file":
-                n_tmp += 1
-                tmp = (os.path.join(os.path.dirname(path), tmp_prefix + str(n_tmp))
-                       if in_place else None)
-                data = ()
-                if e.get("stream"):
-                    data = pieces.take(counts[n_file])
-                    n_file += 1
-                    if e["size"] <= SMALL_FILE:
+                    _check_rel(rel)
+                up, name = os.path.split(rel)
+                if kind == "dir":
+                    if rel:
+                        with dirs.use(up) as d:
+                            _make_dir(d, name)
+                    made.append(e)
+                elif kind == "file":
+                    n_tmp += 1
+                    tmp = f"{tmp_prefix}{n_tmp}" if in_place else None
+                    data = ()
+                    if e.get("stream"):
+                        data = pieces.take(counts[n_file])
+                        n_file += 1
+                        if e["size"] <= SMALL_FILE:
+                            try:
+                                data = [bytes(p) for p in data]
+                            except ChunkStoreError as exc:
+                                raise RestoreError(reason=f"file {rel!r} not restored: "
+                                                          f"{exc.msg}") from exc
+                    if isinstance(data, list) or not e.get("stream"):
+                        size = e.get("size", 0)
+                        batch.append((dirs.get(up), name, tmp, e, data))
+                        batch_bytes += size
+                        held += size
+                        if len(batch) >= BATCH_FILES or batch_bytes >= SMALL_FILE:
+                            flush()
+                        settle(SMALL_FILES_HELD)
+                    else:
+                        feed = _Feed()
+                        writer = big.submit(_restore_big, dirs.get(up), name, tmp, e, feed,
+                                            as_root)
+                        jobs.append((writer, 0))
                         try:
-                            data = [bytes(p) for p in data]
-                        except ChunkStoreError as exc:
-                            raise RestoreError(reason=f"file {rel!r} not restored: "
-                                                      f"{exc.msg}") from exc
-                if isinstance(data, list) or not e.get("stream"):
-                    size = e.get("size", 0)
-                    batch.append((path, tmp, e, data))
-                    batch_bytes += size
-                    held += size
-                    if len(batch) >= BATCH_FILES or batch_bytes >= SMALL_FILE:
-                        flush()
-                    settle(SMALL_FILES_HELD)
-                else:
-                    feed = _Feed()
-                    writer = big.submit(_restore_file, path, tmp, e, feed, as_root)
-                    jobs.append((writer, 0))
-                    try:
-                        for piece in data:
-                            feed.put(piece, writer)
-                    except BaseException as exc:
-                        # the writer removes the file (and must not wait for more)
-                        feed.put(exc if isinstance(exc, Exception)
-                                 else RestoreError(reason="restore interrupted"), writer)
-                        if isinstance(exc, ChunkStoreError):
-                            writer.result()  # its error names the file
-                        raise
-                    feed.put(_END, writer)
-            elif kind == "symlink":
-                settle(-1)  # (nor through a symlink made meanwhile)
-                _clear(path, keep_dir=False)
-                os.symlink(e["target"], path)
-                checked.clear()
-                _apply_meta(path, e, as_root, symlink=True)
-            elif kind == "hardlink":
-                settle(-1)  # its target is written
-                _clear(path, keep_dir=False)
-                source = os.path.join(target, e["target"])
-                _inside(target_real, source)
-                os.link(source, path, follow_symlinks=False)
-        settle(-1)
+                            for piece in data:
+                                feed.put(piece, writer)
+                        except BaseException as exc:
+                            # the writer removes the file (and must not wait for more)
+                            feed.put(exc if isinstance(exc, Exception)
+                                     else RestoreError(reason="restore interrupted"), writer)
+                            if isinstance(exc, ChunkStoreError):
+                                writer.result()  # its error names the file
+                            raise
+                        feed.put(_END, writer)
+                elif kind == "symlink":
+                    with dirs.use(up) as d, d as dfd:
+                        _clear_at(dfd, name)
+                        os.symlink(e["target"], name, dir_fd=dfd)
+                        _symlink_meta(dfd, name, e, as_root)
+                elif kind == "hardlink":
+                    settle(-1)  # its target is written
+                    source = e["target"]
+                    _check_rel(source)
+                    sup, sname = os.path.split(source)
+                    with (dirs.use(sup) as s, dirs.use(up) as d, d as dfd,
+                          contextlib.nullcontext(dfd) if s is d else s as sfd):
+                        _clear_at(dfd, name)
+                        os.link(sname, name, src_dir_fd=sfd, dst_dir_fd=dfd,
+                                follow_symlinks=False)
+            settle(-1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            big.shutdown(wait=True, cancel_futures=True)
+            pieces.close()
+        # Directories last, deepest first, so creating their children does not touch
+        # mtimes; each opened again (not followed), so one swapped for a symlink since it
+        # was made fails the restore rather than changing what the symlink points to.
+        dirs.forget()
+        _test_hook("before_meta", entries=len(entries))
+        for e in reversed(made):
+            with dirs.use(e["path"]) as d, d as fd:
+                _meta_fd(fd, e, as_root)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        big.shutdown(wait=True, cancel_futures=True)
-        pieces.close()
-    # Directories last, deepest first, so creating their children does not touch mtimes.
-    for path, e in reversed(dirs):
-        _apply_meta(path, e, as_root)
+        dirs.close()
 
 
 # ---------------------------------------------------------------------------------- hooks
@@ -653,7 +1161,7 @@ class _Protect(protection_plugin.Operation):
     def on_main(self, checkpoint, resource, context, parameters, **kwargs):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", "protecting")
-        top = _source_path(resource)
+        top = _source_path(resource, protectable.project_of(context))
         store = _chunks.store_for(self._config, checkpoint.bank)
         tree = protect_tree(store, top, checkpoint.id, resource.id)
         # The tree names every file: it is kept as the (sealed) metadata of a chunk-less
@@ -693,24 +1201,16 @@ class _Restore(protection_plugin.Operation):
             if in_place == bool(path):
                 raise exception.InvalidInput(
                     reason="give either restore_path or in_place: true")
+            project = protectable.project_of(context)
             if in_place:
                 target = tree["source"]
-                protectable.check_path(target)
+                protectable.check_path(target, project)
             else:
                 target = os.path.abspath(path)
-                protectable.check_path(target)
-                if os.path.lexists(target) and (os.path.islink(target)
-                                                or not os.path.isdir(target)
-                                                or os.listdir(target)):
-                    raise exception.InvalidInput(
-                        reason=f"restore_path {path!r} exists and is not an empty directory")
-            created = not os.path.lexists(target)
-            try:
-                restore_tree(store, tree, target, checkpoint.id, resource.id, in_place)
-            except BaseException:
-                if created:  # a failed restore into a new path leaves nothing behind
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
+                protectable.check_path(target, project)
+            # (into a new path: staged beside it, so a failure leaves nothing at target;
+            # a resumed attempt, same ids and target, finishes what a killed one began)
+            restore_tree(store, tree, target, checkpoint.id, resource.id, in_place)
         except Exception as exc:
             if recorder is not None:
                 recorder.update_resource_status(resource.type, resource.id, "error",
