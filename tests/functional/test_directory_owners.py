@@ -59,8 +59,11 @@ def test_an_owned_root_is_closed_to_other_projects(local_env):  # noqa: F811
         # Project b restores its own checkpoint into the owned root: refused, nothing made.
         own = _protect(b, _plan(b, shared / "public"))
         assert own["status"] == "available", srv.log()[-2000:]
-        done = b.restore(own["id"], {"restore_path": str(mine / "planted")})
-        assert done["status"] == "fail", done
+        refused = b.call("POST", "restores", {"restore": {
+            "provider_id": LOCAL_PROVIDER, "checkpoint_id": own["id"],
+            "parameters": {TYPE: {"restore_path": str(mine / "planted")}}}}, status=400)
+        assert "roots open to this project" in refused["badRequest"]["message"]
+        assert b.call("GET", "restores")["restores"] == []
         assert not (mine / "planted").exists()
         assert sorted(p.name for p in mine.iterdir()) == ["secret"]
         # ... and into a shared place it works.

@@ -182,10 +182,12 @@ def test_directory_round_trip_verify_corruption_and_gc(local_env):
 
         shutil.rmtree(source)
 
-        # A restore path outside the roots is refused (nothing is written there).
+        # A restore path outside the roots is refused at once (nothing is written there).
         outside = tmp / "outside" / "restored"
-        failed = api.restore(cp_id, {"restore_path": str(outside)})
-        assert failed["status"] == "fail"
+        refused = api.call("POST", "restores", {"restore": {
+            "provider_id": LOCAL_PROVIDER, "checkpoint_id": cp_id,
+            "parameters": {TYPE: {"restore_path": str(outside)}}}}, status=400)
+        assert "is not under the [local_directory] roots" in refused["badRequest"]["message"]
         assert not outside.exists()
 
         target = roots / "restored"

@@ -309,10 +309,14 @@ def test_protect_drop_restore_new_name_and_in_place(pg_env, postgresql_server, k
         assert copy in databases(server)
         assert sql(server, "SELECT count(*) FROM items", database=copy)[0][0] == copy_rows
 
-        # Neither or both parameters: refused.
-        failed = api.restore(cp_id, {})
-        assert failed["status"] == "fail"
-        assert "give either restore_name or in_place" in json.dumps(failed["resources_reason"])
+        # Neither or both parameters: refused at once, nothing recorded.
+        restores = len(api.call("GET", "restores")["restores"])
+        for params in ({}, {"restore_name": "x", "in_place": True}):
+            rc, out, err = api.cli("restore-create", LOCAL_PROVIDER, cp_id,
+                                   "--parameters-json", json.dumps({TYPE: params}))
+            assert rc != 0 and "give either restore_name or in_place" in err, (out, err)
+            assert "(HTTP 400)" in err
+        assert len(api.call("GET", "restores")["restores"]) == restores
 
         assert api.verify(cp_id)["status"] == "success"
 

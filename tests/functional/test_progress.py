@@ -138,6 +138,64 @@ def test_protect_and_restore_of_a_database_show_progress_and_a_summary(env,
         assert r["summary"]["resources"]
 
 
+def _big_tree(top: Path) -> int:
+    """A little over 1 GiB: random files, a sparse disk image, many small files."""
+    (top / "small").mkdir(parents=True)
+    block = os.urandom(16 * 1024 * 1024)
+    for i in range(5):
+        with open(top / f"random-{i}.bin", "wb") as f:
+            for j in range(8):  # 128 MiB each, no two blocks alike
+                f.write(bytes([i, j]) + block[2:])
+    with open(top / "disk.img", "wb") as f:
+        f.seek(400 * 1024 * 1024)
+        f.write(b"end")
+    for i in range(1000):
+        (top / "small" / f"note-{i}.txt").write_text(f"note {i}\n" * 50)
+    return _tree_bytes(top)
+
+
+def test_a_big_directory_protect_and_restore_show_progress(env):
+    tmp, roots, config = env
+    top = roots / "big"
+    size = _big_tree(top)
+    assert size >= 1024 ** 3
+    bank = tmp / "bank"
+    with karbor_server(config) as srv:
+        api = Client(srv.url, uuid.uuid4().hex)
+        res_id = str(uuid.uuid5(DIRECTORY_NS, str(top)))
+        plan = _plan(api, [{"id": res_id, "type": DIR, "name": str(top),
+                            "extra_info": {"path": str(top)}}])
+        before = _tree_bytes(bank) if bank.exists() else 0
+        cp = api.call("POST", f"providers/{LOCAL_PROVIDER}/checkpoints",
+                      {"checkpoint": {"plan_id": plan}})["checkpoint"]["id"]
+        record, seen = _watch(api, f"providers/{LOCAL_PROVIDER}/checkpoints/{cp}",
+                              "protecting")
+        assert record["status"] == "available", (record, srv.log()[-3000:])
+        done = [p["bytes"]["done"] for p in seen]
+        assert len(set(done)) >= 3, f"progress hardly moved: {done}"
+        assert done == sorted(done), f"progress went backwards: {done}"
+        assert [p["bytes"]["total"] for p in seen if p["bytes"]["total"]][-1] == size
+        files = [p["files"]["done"] for p in seen if "files" in p]
+        assert files and files == sorted(files)
+        summary = record["summary"]
+        assert summary["logical_bytes"] == size == record["progress"]["bytes"]["done"]
+        assert record["progress"]["files"] == {"total": 1006, "done": 1006}
+        growth = _tree_bytes(bank) - before
+        assert summary["bytes_added"] <= growth <= summary["bytes_added"] * 1.02 + 256 * 1024
+        # The zeros of the disk image are stored once: far less is new than was read.
+        assert summary["dedup_ratio"] > 1.3
+
+        target = roots / "back"
+        restore = api.call("POST", "restores", {"restore": {
+            "provider_id": LOCAL_PROVIDER, "checkpoint_id": cp,
+            "parameters": {DIR: {"restore_path": str(target)}}}})["restore"]["id"]
+        r, seen = _watch(api, f"restores/{restore}", "in_progress")
+        assert r["status"] == "success", r
+        assert r["progress"]["bytes"] == {"total": size, "done": size}
+        assert r["progress"]["percent"] == 100.0
+        assert _tree_bytes(target) == size
+
+
 def test_reasons_are_in_the_failed_records_own_body(env, karborclient):
     tmp, roots, config = env
     with karbor_server(config) as srv:

@@ -116,3 +116,30 @@ def test_schemas():
     assert set(restore["properties"]) == {"restore_name", "restore_server", "in_place"}
     assert plugin.PostgreSQLProtectionPlugin.get_supported_resources_types() == [
         protectable.RESOURCE_TYPE]
+
+
+def test_unworkable_restore_parameters_are_refused_at_the_door(override):
+    """The plugin's own checks, which the API runs before a restore is recorded: about the
+    configuration only (no database server is contacted)."""
+    from karbor.common.context import RequestContext
+
+    override("servers", {"main": "postgresql://u@h/postgres",
+                         "other": "postgresql://u@h2/postgres"})
+    override("owners", {"other": "x" * 32})
+    res = protectable.resource("main", "shop")
+    ctx = RequestContext(project_id="p" * 32)
+    check = plugin.PostgreSQLProtectionPlugin.check_restore_parameters
+    for params, words in (({"in_place": True, "restore_server": "nope"},
+                           "restore_server cannot be combined"),
+                          ({"restore_name": "n", "restore_server": "nope"},
+                           "'nope' is not a server"),
+                          ({"restore_name": "n", "restore_server": "other"},
+                           "'other' is not a server"),
+                          ({"restore_name": "x" * 64}, "at most 63 bytes"),
+                          ({}, "give either restore_name"),
+                          ({"restore_name": "n", "in_place": True},
+                           "give either restore_name")):
+        with pytest.raises(exception.InvalidInput, match=words):
+            check(res, params, ctx)
+    check(res, {"restore_name": "n"}, ctx)
+    check(res, {"in_place": True}, ctx)

@@ -10,7 +10,7 @@ from karbor.api.schemas import verifications as schemas
 from karbor.api.v1 import checkpoints as checkpoints_api
 from karbor.api.v1 import plans as plans_api
 from karbor.api.v1 import records
-from karbor.common import exception
+from karbor.common import constants, exception
 from karbor.common.config import CONF
 from karbor.db import models
 from karbor.db.session import session_scope
@@ -51,6 +51,8 @@ def create_verification(project_id):
     with session_scope(write=True) as session:
         cp = checkpoints_api.get_checkpoint(session, ctx, data["provider_id"],
                                             data["checkpoint_id"])
+        if cp.status in constants.CHECKPOINT_USABLE:  # (else: 409 below)
+            protection_api.check_parameters(provider, cp, parameters, ctx, "verify")
         record = protection_api.verify(session, ctx, cp, parameters)
         session.flush()
         result = view(record)

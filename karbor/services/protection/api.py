@@ -118,6 +118,29 @@ def reset_state(session: Session, checkpoint: models.Checkpoint, state: str) -> 
     set_checkpoint_status(session, checkpoint, state, constants.CHECKPOINT_RESETTABLE)
 
 
+def check_parameters(provider, checkpoint: models.Checkpoint, parameters: dict,
+                     context: RequestContext, operation: str) -> None:
+    """Each plugin's own checks of a restore, verify or copy, for every resource of the
+    checkpoint, before anything is recorded (400 naming the parameter and the resource)."""
+    from karbor.services.protection import graph as graph_mod
+    from karbor.services.protection.protection_plugin import parameters_for
+
+    if not checkpoint.resource_graph:
+        return
+    for node in graph_mod.walk(graph_mod.deserialize(checkpoint.resource_graph)):
+        resource = node.value
+        plugin = provider.plugin_classes.get(resource.type)
+        check = getattr(plugin, f"check_{operation}_parameters", None)
+        if check is None:
+            continue
+        try:
+            check(resource, parameters_for(parameters, resource), context)
+        except exception.InvalidInput as exc:
+            raise exception.InvalidInput(
+                reason=f"parameters of {resource.type} {resource.id} ({resource.name}): "
+                       f"{exc.msg.removeprefix('Invalid input received: ')}") from None
+
+
 def _require_available(checkpoint: models.Checkpoint, action: str) -> None:
     if checkpoint.status not in constants.CHECKPOINT_USABLE:
         raise exception.CheckpointNotAvailable(checkpoint_id=checkpoint.id,

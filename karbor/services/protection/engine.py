@@ -27,7 +27,7 @@ from karbor.services.protection import hooks, protectable_registry
 from karbor.services.protection import progress as progress_mod
 from karbor.services.protection import provider as provider_mod
 from karbor.services.protection.checkpoint import BankCheckpoint
-from karbor.services.protection.protection_plugin import implemented_hooks
+from karbor.services.protection.protection_plugin import implemented_hooks, parameters_for
 
 LOG = logging.getLogger(__name__)
 
@@ -110,10 +110,7 @@ _DONE_STATUS = {"protect": "available", "restore": "available", "verify": "avail
                 "copy": "available", "delete": "deleted"}
 
 
-def _parameters_for(parameters: dict, resource: Resource) -> dict:
-    merged = dict(parameters.get(resource.type) or {})
-    merged.update(parameters.get(f"{resource.type}#{resource.id}") or {})
-    return merged
+_parameters_for = parameters_for
 
 
 class Progress:

@@ -33,9 +33,35 @@ def implemented_hooks(operation: Operation) -> set[str]:
             if getattr(type(operation), h, None) is not getattr(Operation, h)}
 
 
+def parameters_for(parameters: dict, resource) -> dict:
+    """A resource's parameters: those of its type, overridden by ``<type>#<id>``."""
+    merged = dict(parameters.get(resource.type) or {})
+    merged.update(parameters.get(f"{resource.type}#{resource.id}") or {})
+    return merged
+
+
 class ProtectionPlugin:
+    """Besides the original's methods, a plugin may check an operation's parameters before
+    the operation is accepted (``check_restore_parameters``, ``check_verify_parameters``,
+    ``check_copy_parameters``: classmethods, called by the API with each resource of the
+    checkpoint, its merged parameters and the caller's context, raising
+    ``exception.InvalidInput`` naming the parameter). They only look (configuration, the
+    local file system): they must not change anything, nor wait on remote services."""
+
     def __init__(self, config=None):
         self._config = config
+
+    @classmethod
+    def check_restore_parameters(cls, resource, parameters: dict, context) -> None:
+        return None
+
+    @classmethod
+    def check_verify_parameters(cls, resource, parameters: dict, context) -> None:
+        return None
+
+    @classmethod
+    def check_copy_parameters(cls, resource, parameters: dict, context) -> None:
+        return None
 
     def get_protect_operation(self, resource) -> Operation:
         raise NotImplementedError

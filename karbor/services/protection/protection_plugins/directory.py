@@ -378,21 +378,84 @@ def _file_done(e: dict, rel: str, key: str, files: list, vanished: list):
     return done
 
 
-def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: str) -> dict:
+def _estimate(top: str, progress, stop: threading.Event) -> None:
+    """The progress estimate of a protect: the size and number of the regular files below
+    ``top`` (hard links once), from a walk of their metadata beside the protect's own,
+    through directory descriptors and never following a symlink, like it."""
+    total = files = 0
+    seen: set[tuple[int, int]] = set()
+    try:
+        stack = [os.open(top, _O_DIR)]
+    except OSError:
+        return
+    try:
+        while stack and not stop.is_set():
+            dfd = stack.pop()
+            try:
+                with os.scandir(dfd) as it:
+                    for entry in it:
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if stat.S_ISDIR(st.st_mode):
+                            try:
+                                stack.append(os.open(entry.name, _O_DIR, dir_fd=dfd))
+                            except OSError:
+                                pass
+                        elif stat.S_ISREG(st.st_mode):
+                            if st.st_nlink > 1:
+                                if (st.st_dev, st.st_ino) in seen:
+                                    continue
+                                seen.add((st.st_dev, st.st_ino))
+                            total += st.st_size
+                            files += 1
+            except OSError:
+                pass
+            finally:
+                os.close(dfd)
+    finally:
+        for dfd in stack:
+            os.close(dfd)
+    if not stop.is_set():
+        progress.report(bytes_total=total, files_total=files)
+
+
+def protect_tree(store: ChunkStore, top: str, checkpoint_id: str, resource_id: str,
+                 progress=None) -> dict:
     """The tree of ``top`` (a resolved directory path), its files' data streamed into
-    ``store``; entries deleted or replaced while it runs are left out (``vanished``)."""
+    ``store``; entries deleted or replaced while it runs are left out (``vanished``).
+    ``progress`` (the hook's reporter) learns the bytes and files done as the chunk store
+    takes them, and an estimate of the total from a metadata walk run alongside."""
     started_ns = time.time_ns()
     top = str(top)
     src = _source(top)
+    stop = threading.Event()
+    if progress is not None:
+        threading.Thread(target=_estimate, args=(top, progress, stop), daemon=True,
+                         name="protect-estimate").start()
     try:
-        return _protect(store, src, top, checkpoint_id, resource_id, started_ns)
+        return _protect(store, src, top, checkpoint_id, resource_id, started_ns, progress)
     finally:
+        stop.set()
         for d in src.opened:  # those of small files a failed session never read
             d.close()
 
 
+def _counted(done, progress):
+    """``done`` that also counts the file as protected."""
+    if progress is None:
+        return done
+
+    def counted(offset: int, size: int, fst: os.stat_result | None) -> None:
+        done(offset, size, fst)
+        if fst is not None:
+            progress.add(bytes=size, files=1)
+    return counted
+
+
 def _protect(store: ChunkStore, src: _Source, top: str, checkpoint_id: str,
-             resource_id: str, started_ns: int) -> dict:
+             resource_id: str, started_ns: int, progress=None) -> dict:
     with src.root as fd:
         root_st = os.fstat(fd)
     entries = [_entry("", root_st, "dir")]
@@ -443,9 +506,11 @@ def _protect(store: ChunkStore, src: _Source, top: str, checkpoint_id: str,
                 entries.append(e)
                 if not st.st_size:
                     e.update(size=0, sparse=False)
+                    if progress is not None:
+                        progress.add(files=1)
                     continue
                 s = stream()
-                done = _file_done(e, rel, streams[-1], files, vanished)
+                done = _counted(_file_done(e, rel, streams[-1], files, vanished), progress)
                 chunks = cache.lookup(rel, st)
                 if chunks is not None and s.reuse(chunks, done, st):
                     continue
@@ -474,6 +539,9 @@ def _protect(store: ChunkStore, src: _Source, top: str, checkpoint_id: str,
         session.add_manifest(Manifest(_cache_name(resource_id), [], {
             "version": 1, "checkpoint": checkpoint_id, "source": top,
             "started_ns": started_ns, "streams": streams, "files": files}))
+    if progress is not None:
+        progress.report(new_bytes=session.stats.new_bytes,
+                        bytes_added=session.stats.stored_bytes)
     if skipped:
         LOG.info("%d special files not protected in %s", len(skipped), top)
     if vanished:
@@ -692,17 +760,20 @@ def _plan(store: ChunkStore, tree: dict, checkpoint_id: str, resource_id: str):
 class _Pieces:
     """The files' bytes from one pass of the chunk reader (fetching ahead across files)."""
 
-    def __init__(self, store: ChunkStore, plan, cuts):
+    def __init__(self, store: ChunkStore, plan, cuts, progress=None):
         self._chunks = (reader.ChunkReader(store, views=True).chunks(plan) if plan
                         else iter(()))
         self._cuts = cuts
         self._i = 0
+        self._progress = progress
 
     def take(self, count: int):
         for _ in range(count):
             _, data = next(self._chunks)
             lo, hi = self._cuts[self._i]
             self._i += 1
+            if self._progress is not None:
+                self._progress.add(bytes=hi - lo)
             yield data if lo == 0 and hi == len(data) else memoryview(data)[lo:hi]
 
     def close(self) -> None:
@@ -874,7 +945,7 @@ def _restore_key(checkpoint_id: str, resource_id: str, target: str) -> str:
 
 
 def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
-                 resource_id: str, in_place: bool) -> None:
+                 resource_id: str, in_place: bool, progress=None) -> None:
     """Rebuild ``tree`` at ``target`` (an absolute path). In place, over what is there;
     otherwise in the staging directory ``<parent>/.karbor-restore-<key>`` renamed to
     ``target`` (absent or an empty directory) once complete, so a killed restore never
@@ -893,7 +964,7 @@ def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
             root = _Dir(_open_dir(parent, name, target))
             try:
                 _restore_into(store, tree, root, checkpoint_id, resource_id, True,
-                              as_root, f"{STAGING}{key}-")
+                              as_root, f"{STAGING}{key}-", progress)
             finally:
                 root.close()
             return
@@ -920,7 +991,7 @@ def restore_tree(store: ChunkStore, tree: dict, target: str, checkpoint_id: str,
                     _lock(fd, target)
                     ident = os.fstat(fd)
                 _restore_into(store, tree, root, checkpoint_id, resource_id, False,
-                              as_root, None)
+                              as_root, None, progress)
                 _test_hook("before_rename",
                            staging=os.path.join(os.path.dirname(target), stage), target=target)
                 with parent as pfd:
@@ -1037,10 +1108,14 @@ def _restored(tree: dict, parent: _Dir, name: str, as_root: bool) -> bool:
 
 def _restore_into(store: ChunkStore, tree: dict, root: _Dir, checkpoint_id: str,
                   resource_id: str, in_place: bool, as_root: bool,
-                  tmp_prefix: str | None) -> None:
+                  tmp_prefix: str | None, progress=None) -> None:
     entries = tree["entries"]
     plan, cuts, counts = _plan(store, tree, checkpoint_id, resource_id)
-    pieces = _Pieces(store, plan, cuts)
+    if progress is not None:
+        sized = [e.get("size", 0) for e in entries if e["type"] == "file"]
+        progress.report(bytes_total=sum(sized), files_total=len(sized), bytes_done=0,
+                        files_done=0)
+    pieces = _Pieces(store, plan, cuts, progress)
     dirs = _Dirs(root)
     made = []     # the directories' entries, for their metadata at the end
     n_file = n_tmp = 0
@@ -1084,6 +1159,8 @@ def _restore_into(store: ChunkStore, tree: dict, root: _Dir, checkpoint_id: str,
                             _make_dir(d, name)
                     made.append(e)
                 elif kind == "file":
+                    if progress is not None:
+                        progress.add(files=1)
                     n_tmp += 1
                     tmp = f"{tmp_prefix}{n_tmp}" if in_place else None
                     data = ()
@@ -1163,7 +1240,7 @@ class _Protect(protection_plugin.Operation):
         section.update_object("status", "protecting")
         top = _source_path(resource, protectable.project_of(context))
         store = _chunks.store_for(self._config, checkpoint.bank)
-        tree = protect_tree(store, top, checkpoint.id, resource.id)
+        tree = protect_tree(store, top, checkpoint.id, resource.id, kwargs.get("progress"))
         # The tree names every file: it is kept as the (sealed) metadata of a chunk-less
         # manifest, so an encrypted store shows no file name in the bank.
         with store.session() as s:
@@ -1196,21 +1273,12 @@ class _Restore(protection_plugin.Operation):
         try:
             store = _chunks.store_for(self._config, checkpoint.bank)
             tree = _tree(checkpoint, resource, store)
-            in_place = _params.flag(parameters, "in_place")
-            path = parameters.get("restore_path")
-            if in_place == bool(path):
-                raise exception.InvalidInput(
-                    reason="give either restore_path or in_place: true")
             project = protectable.project_of(context)
-            if in_place:
-                target = tree["source"]
-                protectable.check_path(target, project)
-            else:
-                target = os.path.abspath(path)
-                protectable.check_path(target, project)
+            target, in_place = _restore_target(parameters, tree["source"], project)
             # (into a new path: staged beside it, so a failure leaves nothing at target;
             # a resumed attempt, same ids and target, finishes what a killed one began)
-            restore_tree(store, tree, target, checkpoint.id, resource.id, in_place)
+            restore_tree(store, tree, target, checkpoint.id, resource.id, in_place,
+                         kwargs.get("progress"))
         except Exception as exc:
             if recorder is not None:
                 recorder.update_resource_status(resource.type, resource.id, "error",
@@ -1220,6 +1288,39 @@ class _Restore(protection_plugin.Operation):
         kwargs.get("new_resources", {})[resource.id] = new_id
         if recorder is not None:
             recorder.update_resource_status(resource.type, new_id, "available")
+
+
+def _restore_target(parameters: dict, source: str, project: str | None) -> tuple[str, bool]:
+    """(target, in_place) of a restore; InvalidInput naming the parameter when unworkable."""
+    in_place = _params.flag(parameters, "in_place")
+    path = parameters.get("restore_path")
+    if in_place == bool(path):
+        raise exception.InvalidInput(
+            reason="give either restore_path (a new or empty directory) or in_place: true"
+            + (", not both" if in_place else ""))
+    if in_place:
+        protectable.check_path(source, project)
+        return source, True
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise exception.InvalidInput(reason=f"restore_path {path!r} is not an absolute path")
+    target = os.path.abspath(path)
+    protectable.check_path(target, project)
+    return target, False
+
+
+def _check_new_target(target: str) -> None:
+    """Refuse now what restore_tree would refuse after the operation started."""
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent) or os.path.islink(parent):
+        raise exception.InvalidInput(
+            reason=f"restore_path {target!r}: its parent directory does not exist")
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode) or os.listdir(target):
+        raise exception.InvalidInput(
+            reason=f"restore_path {target!r} exists and is not an empty directory")
 
 
 def verify_tree(store: ChunkStore, tree: dict, checkpoint_id: str,
@@ -1343,6 +1444,14 @@ class DirectoryProtectionPlugin(protection_plugin.ProtectionPlugin):
     @classmethod
     def get_supported_resources_types(cls):
         return [RESOURCE_TYPE]
+
+    @classmethod
+    def check_restore_parameters(cls, resource, parameters, context):
+        source = (resource.extra_info or {}).get("path") or resource.name
+        target, in_place = _restore_target(parameters, source,
+                                           protectable.project_of(context))
+        if not in_place:
+            _check_new_target(target)
 
     @classmethod
     def get_options_schema(cls, resource_type):

@@ -444,6 +444,12 @@ class PostgreSQLProtectionPlugin(protection_plugin.ProtectionPlugin):
         return _Delete(self._config)
 
     @classmethod
+    def check_restore_parameters(cls, resource, parameters, context):
+        server, database = _source(resource, protectable.project_of(context))
+        restore_target({"server": server, "database": database}, parameters,
+                       protectable.project_of(context))
+
+    @classmethod
     def get_supported_resources_types(cls):
         return [RESOURCE_TYPE]
 
