@@ -436,6 +436,11 @@ def test_cinder_quota_exceeded(karbor_cinder: CinderKarbor, openstack_cloud: Ope
                            params={"checkpoint_id": created["id"]}).json()["operation_logs"]
         reason = logs[0]["error_info"] or ""
         assert vid in reason and "exceeded" in reason.lower(), reason
+        # ... and in the checkpoint's own body, for the resource (what *-show prints).
+        assert vid in cp["reason"] and "exceeded" in cp["reason"].lower(), cp
+        key = f"{VOLUME}#{vid}"
+        assert cp["resources_status"] == {key: "error"}, cp
+        assert "exceeded" in cp["resources_reason"][key].lower(), cp
         wait_for(lambda: len(cinder.snapshots({vid})) + len(cinder.backups({vid})), {0},
                  timeout=120, interval=1, what="no orphan snapshot or backup")
     finally:

@@ -167,7 +167,11 @@ class _Protect(_Base):
             mode = str(parameters.get("backup_mode") or "auto")
             if mode not in ("full", "incremental", "auto"):
                 raise cc.CinderError(reason=f"unknown backup_mode {mode!r}")
-            self._wait_volume_usable(conn, resource.id)
+            volume = self._wait_volume_usable(conn, resource.id)
+            progress = kwargs.get("progress")
+            size = getattr(volume, "size", None)
+            if progress is not None and size:
+                progress.report(bytes_total=size * cc.GiB)
             attrs = {"volume_id": resource.id,
                      "name": parameters.get("backup_name") or f"karbor-{checkpoint.id}",
                      "description": parameters.get("description")
@@ -183,10 +187,13 @@ class _Protect(_Base):
             backup_id = backup.id
             section.update_object("metadata", {"volume_id": resource.id,
                                                "backup_id": backup_id})
-            cc.wait(lambda: conn.block_storage.get_backup(backup_id),
+            cc.wait(cc.reporting(lambda: conn.block_storage.get_backup(backup_id),
+                                 progress, size),
                     success=("available",), failure=("error", cc.NOT_FOUND),
                     waiting=("creating", "backing-up"), reason=_cloud.attr("fail_reason"),
                     what=f"backup {backup_id} of volume {resource.id}", **self._wait_kw())
+            if progress is not None and size:
+                progress.report(bytes_done=size * cc.GiB)
         except Exception as exc:
             if backup_id:
                 if cc.quietly(f"delete backup {backup_id}", cc.delete_backup, conn, backup_id,

@@ -83,3 +83,24 @@ def delete_volume(conn, volume_id: str, *, interval: float, timeout: float) -> N
     wait(lambda: conn.block_storage.get_volume(volume_id), success=(NOT_FOUND, "deleted"),
          failure=("error_deleting",), waiting=("deleting", "available", "error"),
          interval=interval, timeout=timeout, what=f"volume {volume_id}")
+
+
+GiB = 1024 ** 3
+
+
+def reporting(getter: Callable[[], object], progress, size_gib: int | None):
+    """``getter`` that also tells ``progress`` what Cinder says of the object's advance:
+    its ``progress`` attribute ("42%", snapshots have one) applied to the volume's size."""
+    if progress is None or not size_gib:
+        return getter
+
+    def get():
+        obj = getter()
+        text = str(getattr(obj, "progress", None) or "").strip().rstrip("%")
+        try:
+            percent = float(text)
+        except ValueError:
+            return obj
+        progress.report(bytes_done=int(size_gib * GiB * min(max(percent, 0), 100) / 100))
+        return obj
+    return get

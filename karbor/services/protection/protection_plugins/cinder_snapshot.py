@@ -79,7 +79,11 @@ class _Protect(_Base):
             snapshot_id = snapshot.id
             section.update_object("metadata", {"volume_id": resource.id, "size": volume.size,
                                                "snapshot_id": snapshot_id})
-            cc.wait(lambda: conn.block_storage.get_snapshot(snapshot_id),
+            progress = kwargs.get("progress")
+            if progress is not None and volume.size:
+                progress.report(bytes_total=volume.size * cc.GiB)
+            cc.wait(cc.reporting(lambda: conn.block_storage.get_snapshot(snapshot_id),
+                                 progress, volume.size),
                     success=("available",), failure=cc.SNAPSHOT_FAILED,
                     waiting=cc.SNAPSHOT_WAIT,
                     what=f"snapshot {snapshot_id} of volume {resource.id}", **self._wait_kw())
@@ -91,6 +95,8 @@ class _Protect(_Base):
             section.update_object("status", constants.CHECKPOINT_STATUS_ERROR)
             raise cc.CinderError(reason=f"Error creating snapshot for volume {resource.id}: "
                                         f"{exc}") from exc
+        if progress is not None and volume.size:
+            progress.report(bytes_done=volume.size * cc.GiB)
         section.update_object("status", constants.CHECKPOINT_STATUS_AVAILABLE)
 
     def revert(self, checkpoint, resource, context, parameters, hook=None, **kwargs):

@@ -139,10 +139,11 @@ class _HashingReader:
     """A file object over an iterator of byte pieces (the download), hashing what it hands
     out: md5 (Glance's ``checksum``) and, when Glance names one, ``os_hash_algo``."""
 
-    def __init__(self, pieces, hash_algo: str | None):
+    def __init__(self, pieces, hash_algo: str | None, progress=None):
         self._pieces = iter(pieces)
         self._buf = b""
         self._pos = 0
+        self._progress = progress
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.multihash = None
@@ -155,6 +156,8 @@ class _HashingReader:
 
     def _hash(self, data) -> None:
         self.size += len(data)
+        if self._progress is not None:
+            self._progress.add(bytes=len(data))
         self.md5.update(data)
         if self.multihash is not None:
             self.multihash.update(data)
@@ -184,10 +187,11 @@ class _StoreReader:
     """A file object with a length over a chunk-store stream, for a Content-Length upload
     (requests reads it ``read(blocksize)`` at a time)."""
 
-    def __init__(self, pieces, size: int):
+    def __init__(self, pieces, size: int, progress=None):
         self._pieces = iter(pieces)
         self._size = size
         self._buf = memoryview(b"")
+        self._progress = progress
         self.sent = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
 
@@ -205,6 +209,8 @@ class _StoreReader:
         data = bytes(self._buf[:n])
         self._buf = self._buf[len(data):]
         self.sent += len(data)
+        if self._progress is not None:
+            self._progress.add(bytes=len(data))
         self.md5.update(data)
         return data
 
@@ -281,10 +287,16 @@ class _Protect(_Operation):
                          resource.id, stream=True)
             try:
                 _checked(resp, f"download image {resource.id}")
+                progress = kwargs.get("progress")
+                if progress is not None and image.get("size"):
+                    progress.report(bytes_total=image["size"])
                 reader = _HashingReader(resp.iter_content(chunk_size=READ_SIZE),
-                                        image.get("os_hash_algo"))
+                                        image.get("os_hash_algo"), progress)
                 written = True
                 manifest = store.write_stream(reader, name)
+                if progress is not None and manifest.stats is not None:
+                    progress.report(new_bytes=manifest.stats.new_bytes,
+                                    bytes_added=manifest.stats.stored_bytes)
             finally:
                 resp.close()
             problems = []
@@ -352,7 +364,11 @@ class _Restore(_Operation):
             new_id = created["id"]
             self._created = (conn, new_id)
             _cloud.record(kwargs, "restore", resource.type, new_id, "restoring")
-            reader = _StoreReader(store.read_stream(meta["stream"]), int(meta["size"]))
+            progress = kwargs.get("progress")
+            if progress is not None:
+                progress.report(bytes_total=int(meta["size"]))
+            reader = _StoreReader(store.read_stream(meta["stream"]), int(meta["size"]),
+                                  progress)
             _checked(_call(f"upload the data of image {new_id}", conn.image.put,
                            f"/images/{new_id}/file", data=reader,
                            headers={"Content-Type": "application/octet-stream"}),
