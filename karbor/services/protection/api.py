@@ -200,6 +200,13 @@ def copy(session: Session, context: RequestContext, plan: models.Plan,
         raise exception.InvalidInput(reason=f"The plan {plan.id} has not been protected.")
     copied = {c.copy_of for c in sources if c.copy_of and
               c.status != constants.CHECKPOINT_STATUS_ERROR}
+    from karbor.services.protection import provider as provider_mod
+
+    provider = provider_mod.registry().show(plan.provider_id)
+    for source in sources:  # every check first: one refused copy records none
+        if (not source.copy_of and source.status == constants.CHECKPOINT_STATUS_AVAILABLE
+                and source.id not in copied):
+            check_parameters(provider, source, parameters, context, "copy")
     pairs = []
     now = utcnow()
     for index, source in enumerate(sources):
