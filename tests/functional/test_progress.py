@@ -237,3 +237,37 @@ def test_reasons_are_in_the_failed_records_own_body(env, karborclient):
             capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "reason" in out.stdout and str(path) in out.stdout
+
+
+def test_a_plugin_that_raises_leaves_its_reason_in_the_checkpoint(tmp_path, monkeypatch):
+    """A third-party plugin raising a plain exception: the checkpoint says which resource
+    failed and why, the other resource's outcome is kept apart."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[2]))
+    provider = str(uuid.uuid4())
+    providers = tmp_path / "providers.d"
+    providers.mkdir()
+    (providers / "slow.conf").write_text(
+        f"[provider]\nname = Slow Provider\nid = {provider}\n"
+        "plugin = tests.functional.plugins.slow:SlowProtectionPlugin\n"
+        "bank = karbor-fs-bank-plugin\nenabled = True\n")
+    with karbor_server({"DEFAULT": {"provider_config_dir": providers}}) as srv:
+        project = uuid.uuid4().hex
+        api = Client(srv.url, project)
+        server = str(uuid.uuid4())
+        plan = api.call("POST", "plans", {"plan": {
+            "name": "raises", "provider_id": provider,
+            "resources": [{"id": project, "type": "OS::Keystone::Project", "name": "p"},
+                          {"id": server, "type": "OS::Nova::Server", "name": "s"}],
+            "parameters": {"OS::Nova::Server": {"fail": "disk on fire"}}}})["plan"]
+        cp = api.call("POST", f"providers/{provider}/checkpoints",
+                      {"checkpoint": {"plan_id": plan["id"]}})["checkpoint"]["id"]
+        record = api.wait(f"providers/{provider}/checkpoints/{cp}", {"available", "error"})
+        assert record["status"] == "error", record
+        key = f"OS::Nova::Server#{server}"
+        assert record["resources_status"][key] == "error"
+        assert record["resources_reason"][key] == "RuntimeError: disk on fire"
+        assert "disk on fire" in record["reason"] and server in record["reason"]
+        assert record["resources_status"].get(f"OS::Keystone::Project#{project}") != "error"
+        assert record["summary"]["resources"][key] == {"status": "error",
+                                                       "reason": "RuntimeError: disk on fire"}
+        assert "Traceback" not in record["reason"]

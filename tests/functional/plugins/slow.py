@@ -1,7 +1,8 @@
 """A protection plugin whose main hook takes a while, so tests can interrupt operations.
 
 Written against the documented SDK only (``karbor.services.protection.protection_plugin``).
-The sleep comes from the plan parameter ``sleep`` (seconds); every hook run is
+The sleep comes from the plan parameter ``sleep`` (seconds), a failure from ``fail`` (the
+message of the RuntimeError its main hook then raises); every hook run is
 appended to ``<bank section>/runs`` so a test can see how often it ran.
 """
 
@@ -22,6 +23,8 @@ class _SlowProtect(protection_plugin.Operation):
         section.update_object("runs", runs + 1)
         section.update_object("status", "protecting")
         time.sleep(float(parameters.get("sleep", 0)))
+        if parameters.get("fail"):
+            raise RuntimeError(parameters["fail"])
         section.update_object("data", b"\x00\xffslow-plugin-data")
         section.update_object("status", "available")
 
@@ -65,7 +68,9 @@ class SlowProtectionPlugin(protection_plugin.ProtectionPlugin):
     @classmethod
     def get_options_schema(cls, resource_type):
         return {"type": "object", "title": "Slow options",
-                "properties": {"sleep": {"type": "string", "title": "Seconds to sleep"}}}
+                "properties": {"sleep": {"type": "string", "title": "Seconds to sleep"},
+                               "fail": {"type": "string",
+                                        "title": "Raise RuntimeError with this message"}}}
 
     @classmethod
     def get_restore_schema(cls, resource_type):
