@@ -80,6 +80,8 @@ class KeystoneKarbor(KarborServer):
             "osapi_karbor_listen = 127.0.0.1\n"
             f"osapi_karbor_listen_port = {self.port}\n"
             "auth_strategy = keystone\n"
+            # the copy beside this file, which the tiers' subclasses rewrite
+            "provider_config_dir = providers.d\n"
             "min_interval = 2\n"
             "trigger_poll_interval = 0.5\n"
             "\n[database]\n"
