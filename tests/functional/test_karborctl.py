@@ -341,6 +341,14 @@ def test_protect_restore_verify_copy_logs_and_delete(env):
     assert env.json("checkpoint", "show", LOCAL_PROVIDER, cp["id"]) == cp
     assert env.json("checkpoint", "show", cp["id"]) == cp  # provider found by searching
     assert env.json("checkpoint", "describe", LOCAL_PROVIDER, cp["id"]) == cp
+    # A plan is named as the user named it, too.
+    by_name = env.json("protect", env.api("GET", f"plans/{plan}")["plan"]["name"], "--wait")
+    assert by_name["status"] == "available"
+    assert by_name["protection_plan"]["id"] == plan
+    env.ok("checkpoint", "delete", LOCAL_PROVIDER, by_name["id"], "--wait")
+    missing = env.run("protect", "no such plan")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: no plan is named 'no such plan'"
     text = env.ok("checkpoint", "describe", LOCAL_PROVIDER, cp["id"]).stdout
     assert "available" in text
     assert f"{TYPE}#" in text  # the per-resource table

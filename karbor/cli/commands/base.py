@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from karbor.cli import output, progress, records
 from karbor.cli.client import APIError, Client, CLIError
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                   r"[0-9a-fA-F]{12}$")
 
 
 @dataclass
@@ -137,8 +141,16 @@ def get_or_none(client: Client, path: str, key: str) -> dict | None:
         raise
 
 
-def provider_of_plan(client: Client, plan_id: str) -> str:
-    return client.get(f"plans/{plan_id}")["plan"]["provider_id"]
+def find_plan(client: Client, plan: str) -> dict:
+    """A plan by id, or by its name when that names exactly one plan of the project."""
+    if _UUID.match(plan):
+        return client.get(f"plans/{plan}")["plan"]
+    named = [p for p in client.get("plans", name=f"^{re.escape(plan)}$")["plans"]
+             if p["name"] == plan]
+    if len(named) != 1:
+        raise CLIError(f"no plan is named {plan!r}" if not named
+                       else f"{len(named)} plans are named {plan!r}: give its id")
+    return named[0]
 
 
 def find_checkpoint(client: Client, checkpoint_id: str,

@@ -14,11 +14,11 @@ from karbor.cli.commands.base import (
     command,
     describe_text,
     find_checkpoint,
+    find_plan,
     finish,
     group,
     key_values,
     parameters,
-    provider_of_plan,
     record_op,
     wait_parent,
 )
@@ -67,8 +67,9 @@ def describe(ctx: Context) -> int:
 def create(ctx: Context) -> int:
     """Also ``karborctl protect PLAN``: the plan names its provider, so none is needed."""
     a = ctx.args
-    provider = a.provider or provider_of_plan(ctx.client, a.plan)
-    body: dict = {"plan_id": a.plan}
+    plan = find_plan(ctx.client, a.plan)
+    provider = a.provider or plan["provider_id"]
+    body: dict = {"plan_id": plan["id"]}
     if a.extra_info:
         body["extra-info"] = key_values(a.extra_info, "--extra-info")
     created = ctx.client.post(f"providers/{provider}/checkpoints",
@@ -99,8 +100,9 @@ def reset_state(ctx: Context) -> int:
 
 def copy(ctx: Context) -> int:
     a = ctx.args
-    provider = a.provider or provider_of_plan(ctx.client, a.plan)
-    body = {"plan_id": a.plan, "parameters": parameters(a.param, a.parameters)}
+    plan = find_plan(ctx.client, a.plan)
+    provider = a.provider or plan["provider_id"]
+    body = {"plan_id": plan["id"], "parameters": parameters(a.param, a.parameters)}
     result = ctx.client.post(f"providers/{provider}/checkpoints/action",
                              {"copy": body})["copy"]
     if not a.wait:

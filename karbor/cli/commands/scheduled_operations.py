@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from karbor.cli.client import CLIError
-from karbor.cli.commands.base import Context, command, group, provider_of_plan
+from karbor.cli.commands.base import Context, command, find_plan, group
 
 COLUMNS = ["id", "name", "operation_type", "trigger_id", "enabled",
            ("plan_id", lambda r: (r.get("operation_definition") or {}).get("plan_id"))]
@@ -25,8 +25,9 @@ def show(ctx: Context) -> int:
 
 def create(ctx: Context) -> int:
     a = ctx.args
-    definition: dict = {"plan_id": a.plan,
-                        "provider_id": a.provider or provider_of_plan(ctx.client, a.plan)}
+    plan = find_plan(ctx.client, a.plan)
+    definition: dict = {"plan_id": plan["id"],
+                        "provider_id": a.provider or plan["provider_id"]}
     if a.max_backups is not None:
         definition["max_backups"] = a.max_backups
     if a.retention_duration is not None:
