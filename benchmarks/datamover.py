@@ -230,6 +230,10 @@ def child_karbor(args) -> None:
     from karbor.services.protection.bank_plugin import Bank
     from karbor.services.protection.bank_plugins.file_system import FileSystemBankPlugin
     from karbor.services.protection.chunkstore import ChunkStore
+
+    # Loaded with or without reporting: a server always has it (and the database layer it
+    # imports), so its import time is no cost of reporting.
+    from karbor.services.protection.progress import OperationProgress  # noqa: F401
     from karbor.services.protection.protection_plugins import directory
 
     bank = Bank(FileSystemBankPlugin(root=args.bank))

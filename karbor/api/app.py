@@ -55,7 +55,8 @@ def _create_v1_app() -> Flask:
 
 
 class KarborApp:
-    """Top-level dispatcher: ``/`` → versions, ``/openapi.json``, ``/v1`` → auth → API."""
+    """Top-level dispatcher: ``/`` → versions, ``/openapi.json``, ``/v1`` → auth → API,
+    anything else → a JSON 404."""
 
     def __init__(self):
         self.v1 = auth.wrap_auth(_create_v1_app().wsgi_app)
@@ -81,7 +82,11 @@ class KarborApp:
                 resp = webob.Response(json.dumps(openapi.document()).encode(),
                                       content_type=JSON, charset=None)
                 return resp(environ, _start)
-            return self._versions(environ, _start)
+            if path.strip("/") == "":
+                return self._versions(environ, _start)
+            # Answering every unknown URL with the versions document (a 300) sent clients
+            # chasing links for a typo; only ``/`` is the version discovery endpoint.
+            return self._not_found(environ, _start)
         except Exception as exc:  # the last line of defence: never a traceback
             code, message, headers = faults.from_exception(exc)
             resp = webob.Response(faults.fault_body(code, message), status=code,
@@ -89,12 +94,16 @@ class KarborApp:
             return resp(environ, _start)
 
     @staticmethod
-    def _versions(environ, start_response):
+    def _not_found(environ, start_response):
+        resp = webob.Response(faults.fault_body(404, "The resource could not be found."),
+                              status=404, content_type=JSON, charset=None)
+        return resp(environ, start_response)
+
+    @classmethod
+    def _versions(cls, environ, start_response):
         req = webob.Request(environ)
         if req.method not in ("GET", "HEAD"):
-            resp = webob.Response(faults.fault_body(404, "The resource could not be found."),
-                                  status=404, content_type=JSON, charset=None)
-            return resp(environ, start_response)
+            return cls._not_found(environ, start_response)
         host = req.host_url.rstrip("/")
         doc = {"versions": [{"id": "v1.0", "status": "CURRENT",
                              "links": [{"rel": "self",

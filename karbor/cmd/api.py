@@ -8,8 +8,8 @@ from karbor.cmd import common
 
 
 @common.cli_errors
-def main(argv: list[str] | None = None) -> int:
-    common.setup(argv, "karbor-api")
+def main(argv: list[str] | None = None, prog: str = "karbor-api") -> int:
+    common.setup(argv, prog)
     from karbor.cmd.api_server import APIServer
     from karbor.services.heartbeat import Heartbeat
     from karbor.services.protection import jobboard

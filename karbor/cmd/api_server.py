@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 
@@ -40,11 +41,21 @@ class APIServer:
     def __init__(self, host: str | None = None, port: int | None = None):
         self.app = create_app()
         self._map: dict = {}
-        self.server = create_server(
-            self.app, map=self._map, host=host or CONF.osapi_karbor_listen,
-            port=port if port is not None else CONF.osapi_karbor_listen_port,
-            threads=CONF.osapi_karbor_workers, ident="karbor", clear_untrusted_proxy_headers=True,
-            channel_timeout=120)
+        host = host or CONF.osapi_karbor_listen
+        port = port if port is not None else CONF.osapi_karbor_listen_port
+        try:
+            self.server = create_server(
+                self.app, map=self._map, host=host, port=port,
+                threads=CONF.osapi_karbor_workers, ident="karbor",
+                clear_untrusted_proxy_headers=True, channel_timeout=120)
+        except OSError as exc:
+            # A busy port is what a second server started by mistake meets: the user
+            # needs the address and the likely cause, not waitress's stack.
+            hint = (" (is another karbor-server running? stop it, or choose another port: "
+                    "osapi_karbor_listen_port, or KARBOR_PORT for run-server.sh)"
+                    if exc.errno == errno.EADDRINUSE else "")
+            raise RuntimeError(f"cannot listen on {host}:{port}: "
+                               f"{exc.strerror or exc}{hint}") from None
         for dispatcher in self._map.values():  # one listener per address
             if isinstance(dispatcher, BaseWSGIServer):
                 dispatcher.channel_class = _Channel

@@ -14,8 +14,29 @@ from karbor.common.config import CONF
 LOG = logging.getLogger("karbor")
 
 
+# What each command runs, first in its --help: the names alone do not say that
+# karbor-server is all of them or that karbor-wsgi is a quick check of the WSGI app.
+DESCRIPTIONS = {
+    "karbor-server": "Runs all of Karbor in one process: the REST API, a protection worker "
+                     "and the operation engine (embedded mode; SQLite and a file-system bank "
+                     "in state_path by default).",
+    "karbor-api": "Runs Karbor's REST API alone (waitress threads); protection workers "
+                  "(karbor-protection) and the operation engine (karbor-operationengine) "
+                  "run elsewhere against the same database.",
+    "karbor-wsgi": "Serves Karbor's REST API with waitress, as karbor-api: a quick check of "
+                   "karbor.cmd.wsgi:application, the WSGI callable for uWSGI, gunicorn or "
+                   "mod_wsgi (which reads its config files from KARBOR_CONFIG_FILE).",
+    "karbor-protection": "Runs a Karbor protection worker: it claims the protect, restore, "
+                         "verify, copy and delete operations queued in the database and runs "
+                         "their plugins. Run any number against one database.",
+    "karbor-operationengine": "Runs Karbor's operation engine: it fires the triggers and "
+                              "starts the scheduled operations (as checkpoints) when due.",
+}
+
+
 def setup(argv: list[str] | None, prog: str, *, migrate: bool = True) -> None:
-    config.parse_args(argv if argv is not None else sys.argv[1:], prog)
+    config.parse_args(argv if argv is not None else sys.argv[1:], prog,
+                      description=DESCRIPTIONS.get(prog))
     level = logging.DEBUG if CONF.debug else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -48,9 +69,9 @@ def cli_errors(main):
     import functools
 
     @functools.wraps(main)
-    def wrapper(argv=None):
+    def wrapper(argv=None, **kwargs):
         try:
-            return main(argv)
+            return main(argv, **kwargs)
         except RuntimeError as exc:
             print(f"{Path(sys.argv[0]).name}: configuration error: {exc}", file=sys.stderr)
             return 2

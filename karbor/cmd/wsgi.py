@@ -35,7 +35,7 @@ def application(environ, start_response):
 def main(argv: list[str] | None = None) -> int:
     from karbor.cmd import api
 
-    return api.main(argv)
+    return api.main(argv, prog="karbor-wsgi")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ CONF = cfg.CONF
 cli_opts = [
     cfg.BoolOpt("debug", short="d", default=False, help="Log at DEBUG level."),
     cfg.StrOpt("state_path", default=os.path.join(os.path.expanduser("~"), ".karbor"),
+               sample_default="<home directory of the user>/.karbor",
                help="Directory where Karbor keeps its state (SQLite database and the "
                     "default file-system bank in embedded mode)."),
 ]
 
 core_opts = [
-    cfg.StrOpt("host", default=os.uname().nodename,
+    cfg.StrOpt("host", default=os.uname().nodename, sample_default="<this machine's hostname>",
                help="Name of this node, as shown by service-list."),
     cfg.StrOpt("auth_strategy", default="noauth", choices=["noauth", "keystone"],
                help="How API requests are authenticated."),
@@ -147,6 +148,10 @@ def list_opts():
 def database_url() -> str:
     url = CONF.database.connection
     if url:
+        # A plain postgresql:// means psycopg 3 to SQLAlchemy 2.1; the driver installed
+        # with Karbor is psycopg2 (as oslo.db configurations name it).
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg2://" + url[len("postgresql://"):]
         return url
     os.makedirs(CONF.state_path, exist_ok=True)
     return "sqlite:///" + os.path.join(CONF.state_path, "karbor.sqlite")
@@ -170,5 +175,5 @@ def provider_config_dir() -> str:
     return os.path.abspath(path)
 
 
-def parse_args(argv: list[str] | None, prog: str) -> None:
-    CONF(argv, project="karbor", prog=prog, default_config_files=[])
+def parse_args(argv: list[str] | None, prog: str, description: str | None = None) -> None:
+    CONF(argv, project="karbor", prog=prog, default_config_files=[], description=description)

@@ -225,8 +225,14 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
             hook(checkpoint, task.resource, context, _parameters_for(parameters, task.resource),
                  **kwargs)
         except Exception as exc:
-            LOG.exception("%s failed for %s %s", task.hook, task.resource.type,
-                          task.resource.id)
+            if isinstance(exc, exception.KarborException):
+                # A user-facing failure (bad input, a plugin's clear refusal): the message
+                # is the whole story, and a traceback would read as a bug in Karbor.
+                LOG.error("%s failed for %s %s: %s", task.hook, task.resource.type,
+                          task.resource.id, exc.msg)
+            else:
+                LOG.exception("%s failed for %s %s", task.hook, task.resource.type,
+                              task.resource.id)
             reason = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, exception.KarborException):
                 reason = exc.msg

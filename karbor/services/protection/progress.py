@@ -94,7 +94,8 @@ class ResourceProgress:
         self._touch()
 
     def add(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002 - the SDK's words
-        """Count ``bytes`` and ``files`` more as done."""
+        """Count ``bytes`` and ``files`` more as done. Called for every chunk or file, so
+        it only adds under the lock: the saver looks at the counts on its own schedule."""
         if self._parent is None:
             self.bytes_done += bytes
             self.files_done += files
@@ -102,7 +103,6 @@ class ResourceProgress:
         with self._parent.lock:
             self.bytes_done += bytes
             self.files_done += files
-        self._touch()
 
     def _touch(self) -> None:
         if self._parent is not None:
@@ -122,7 +122,8 @@ class OperationProgress:
         self.status: dict[str, str] = {}
         self.reason: dict[str, str] = {}
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
-        self._dirty = threading.Event()
+        self._changes = 0
+        self._count_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.summary: dict[str, Any] | None = None
@@ -150,7 +151,9 @@ class OperationProgress:
         self.touch()
 
     def touch(self) -> None:
-        self._dirty.set()
+        """A status or total changed (rare): counted, so the next tick saves."""
+        with self._count_lock:
+            self._changes += 1
 
     def start(self) -> OperationProgress:
         self.save()
@@ -163,7 +166,6 @@ class OperationProgress:
         """Stop the saver and write the final figures and the summary; returns the
         document saved (the caller may put it in the same transaction as the status)."""
         self._stop.set()
-        self._dirty.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         doc = self.document(final=True, succeeded=succeeded)
@@ -241,18 +243,24 @@ class OperationProgress:
         return doc
 
     # -- saving ------------------------------------------------------------------------
+    def _signature(self) -> tuple:
+        with self.lock:
+            return (sum(r.bytes_done for r in self._resources.values()),
+                    sum(r.files_done for r in self._resources.values()), self._changes)
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._dirty.wait()
-            if self._stop.is_set():
-                return
-            self._dirty.clear()
+        saved = None
+        while not self._stop.wait(self.interval):
+            now = self._signature()
+            if now == saved:
+                continue  # nothing moved: no write
             try:
                 self.save()
+                saved = now
             except Exception:
-                LOG.warning("could not save the progress of %s %s", self.model.__tablename__,
-                            self.record_id, exc_info=True)
-            self._stop.wait(self.interval)
+                LOG.warning("could not save the progress of %s %s",
+                            getattr(self.model, "__tablename__", self.model), self.record_id,
+                            exc_info=True)
 
     def save(self, doc: dict[str, Any] | None = None) -> None:
         doc = doc if doc is not None else self.document()
