@@ -190,6 +190,26 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
     remaining_lock = threading.Lock()
 
     def started(resource: Resource) -> None:
+        try:
+            _started(resource)
+        except Exception:
+            LOG.warning("could not record that %s %s started", resource.type, resource.id,
+                        exc_info=True)
+
+    ended: set[Resource] = set()
+
+    def finished(resource: Resource, reason: str | None = None) -> None:
+        with remaining_lock:
+            if resource in ended:
+                return
+            ended.add(resource)
+        try:
+            _finished(resource, reason)
+        except Exception:
+            LOG.warning("could not record how %s %s ended", resource.type, resource.id,
+                        exc_info=True)
+
+    def _started(resource: Resource) -> None:
         if tracker is not None:
             tracker.resource_started(resource, _RUNNING_STATUS[operation_name])
         own = recorders.get(resource)
@@ -197,7 +217,7 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
             own._recorder.placeholder(resource.type, resource.id,
                                       _RUNNING_STATUS[operation_name])
 
-    def finished(resource: Resource, reason: str | None = None) -> None:
+    def _finished(resource: Resource, reason: str | None = None) -> None:
         status = "error" if reason else _DONE_STATUS[operation_name]
         if tracker is not None:
             tracker.resource_finished(resource, status, reason)
@@ -281,6 +301,13 @@ def run_hooks(provider, roots, operation_name: str, checkpoint, context, paramet
     try:
         hooks.run_parallel(tasks, run, revert, max_workers=CONF.max_parallel_hooks,
                            already_done=done)
+    except BaseException:
+        # Resources whose hooks had begun but will not go on: not left "running".
+        with remaining_lock:
+            cut = [res for res, todo in remaining.items() if todo and res not in ended]
+        for res in cut:
+            finished(res, "not finished: another resource's failure stopped the operation")
+        raise
     finally:
         if progress is not None:
             progress.close()
@@ -310,10 +337,12 @@ def _set_checkpoint(session, checkpoint_id: str, status: str, reason: str | None
                     .values(**values))
 
 
-def _tracker(model, record_id: str, roots) -> progress_mod.OperationProgress:
+def _tracker(model, record_id: str, roots,
+             record_resources: bool = False) -> progress_mod.OperationProgress:
     resources = [node.value for node in graph_mod.walk(roots)]
     return progress_mod.OperationProgress(model, record_id, resources,
-                                          interval=CONF.progress_interval).start()
+                                          interval=CONF.progress_interval,
+                                          record_resources=record_resources).start()
 
 
 def _final(tracker: progress_mod.OperationProgress | None, succeeded: bool,
@@ -390,7 +419,7 @@ class Engine:
             with session_scope(write=True) as session:
                 _set_checkpoint(session, record.id, record.status,
                                 resource_graph=record.resource_graph)
-            tracker = _tracker(models.Checkpoint, record.id, roots)
+            tracker = _tracker(models.Checkpoint, record.id, roots, record_resources=True)
             bank = provider.bank_for(record.bank)
             checkpoint = BankCheckpoint.create(bank, record, bank.get_owner_id())
             run_hooks(provider, roots, "protect", checkpoint, context,
@@ -510,6 +539,8 @@ class Engine:
             if source is None or source.status not in constants.CHECKPOINT_USABLE:
                 raise OperationFailed(f"source checkpoint {op.source_checkpoint_id} is not "
                                       "available")
+            roots = graph_mod.deserialize(source.resource_graph or "[{}, []]")
+            tracker = _tracker(models.Checkpoint, record.id, roots, record_resources=True)
             source_bank = provider.bank_for(source.bank)
             target_bank = provider.bank_for(record.bank)
             src = BankCheckpoint.load(source_bank, source.id)
@@ -520,8 +551,6 @@ class Engine:
                                           source_bank.get_object(key))
             record.status = constants.CHECKPOINT_STATUS_COPYING
             copy_cp = BankCheckpoint.create(target_bank, record, target_bank.get_owner_id())
-            roots = graph_mod.deserialize(source.resource_graph or "[{}, []]")
-            tracker = _tracker(models.Checkpoint, record.id, roots)
             run_hooks(provider, roots, "copy", src, context, parameters,
                       {"checkpoint_copy": copy_cp}, Progress(op), tracker)
             extra_info = {"copy_status": constants.CHECKPOINT_STATUS_COPY_FINISHED,

@@ -89,8 +89,13 @@ class ResourceProgress:
                                 ("files_done", files_done), ("files_total", files_total),
                                 ("new_bytes", new_bytes),
                                 ("bytes_added", bytes_added)):
-                if value is not None:
+                if value is None:
+                    continue
+                try:
                     setattr(self, name, max(0, int(value)))
+                except (TypeError, ValueError, OverflowError):
+                    # A plugin's odd figure is no reason to fail its hook.
+                    LOG.warning("progress of %s: ignoring %s=%r", self.key, name, value)
         self._touch()
 
     def add(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002 - the SDK's words
@@ -112,10 +117,16 @@ class ResourceProgress:
 class OperationProgress:
     """The progress of one operation, saved into ``model``'s row ``record_id``."""
 
-    def __init__(self, model, record_id: str, resources, interval: float = 1.0):
+    def __init__(self, model, record_id: str, resources, interval: float = 1.0,
+                 record_resources: bool = False):
         self.model = model
         self.record_id = record_id
         self.interval = interval
+        # Only a protect or a copy owns the checkpoint's per-resource status; a delete's
+        # progress must not replace the reasons its protect left there.
+        self.record_resources = record_resources
+        self._save_lock = threading.Lock()
+        self._published = 0.0
         self.lock = threading.Lock()
         self.started = time.monotonic()
         self._resources = {_key(r): ResourceProgress(self, _key(r)) for r in resources}
@@ -166,6 +177,8 @@ class OperationProgress:
         """Stop the saver and write the final figures and the summary; returns the
         document saved (the caller may put it in the same transaction as the status)."""
         self._stop.set()
+        with self._save_lock:  # a periodic save under way ends before the final write
+            pass
         if self._thread is not None:
             self._thread.join(timeout=5)
         doc = self.document(final=True, succeeded=succeeded)
@@ -191,6 +204,12 @@ class OperationProgress:
             failed = sum(1 for s in self.status.values() if s in _FAILED)
             status = dict(self.status)
             reason = dict(self.reason)
+            # Each resource weighs the same: finished is whole, running is its share of
+            # its own total (0 without one), so a resource that says its size late (or
+            # not at all) never makes the percent jump or fall.
+            parts = [1.0 if status.get(r.key) not in (None, *_RUNNING)
+                     else min(1.0, r.bytes_done / r.bytes_total) if r.bytes_total
+                     else 0.0 for r in res]
             added = [r.bytes_added for r in res if r.bytes_added is not None]
             new = [r.new_bytes for r in res if r.new_bytes is not None]
             self._samples.append((now, bytes_done))
@@ -205,10 +224,9 @@ class OperationProgress:
             rate = bytes_done / (now - self.started)
         if final and succeeded:
             percent = 100.0
-        elif bytes_total:
-            percent = min(99.9, 100.0 * bytes_done / bytes_total)
-        elif total:
-            percent = min(99.9, 100.0 * done / total)
+        elif parts:
+            percent = min(99.9, max(self._published, 100.0 * sum(parts) / len(parts)))
+            self._published = percent
         else:
             percent = None
         eta = None
@@ -255,7 +273,10 @@ class OperationProgress:
             if now == saved:
                 continue  # nothing moved: no write
             try:
-                self.save()
+                with self._save_lock:
+                    if self._stop.is_set():
+                        return  # the final document is the engine's to write
+                    self.save()
                 saved = now
             except Exception:
                 LOG.warning("could not save the progress of %s %s",
@@ -265,8 +286,7 @@ class OperationProgress:
     def save(self, doc: dict[str, Any] | None = None) -> None:
         doc = doc if doc is not None else self.document()
         values: dict[str, Any] = {"progress": json.dumps(doc)}
-        if hasattr(self.model, "resources_status") and self.model.__tablename__ == \
-                "checkpoints":
+        if self.record_resources:
             with self.lock:
                 values["resources_status"] = json.dumps(self.status)
                 values["resources_reason"] = json.dumps(self.reason)

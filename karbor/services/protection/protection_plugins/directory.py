@@ -1310,6 +1310,15 @@ def _restore_target(parameters: dict, source: str, project: str | None) -> tuple
 
 def _check_new_target(target: str) -> None:
     """Refuse now what restore_tree would refuse after the operation started."""
+    try:
+        _check_new_target_at(target)
+    except OSError as exc:
+        raise exception.InvalidInput(
+            reason=f"restore_path {target!r} cannot be examined: "
+                   f"{exc.strerror or exc}") from None
+
+
+def _check_new_target_at(target: str) -> None:
     parent = os.path.dirname(target)
     if not os.path.isdir(parent) or os.path.islink(parent):
         raise exception.InvalidInput(
