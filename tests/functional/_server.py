@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,6 +83,20 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float, log_file: Path
             time.sleep(0.1)
     raise RuntimeError(f"karbor-server did not answer within {timeout}s:\n"
                        f"{log_file.read_text(errors='replace')}")
+
+
+def local_providers(tmp: Path) -> Path:
+    """``tmp/providers.d`` with the built-in No-Op and Local providers, the Local one's
+    file-system bank in ``tmp/bank``: the provider directory most functional tests use."""
+    providers = tmp / "providers.d"
+    providers.mkdir()
+    for name in ("noop.conf", "local.conf"):
+        shutil.copy(BUILTIN_PROVIDERS / name, providers / name)
+    conf = providers / "local.conf"
+    conf.write_text(conf.read_text().replace(
+        "[file_system_bank_plugin]\n",
+        f"[file_system_bank_plugin]\nfile_system_bank_path = {tmp / 'bank'}\n", 1))
+    return providers
 
 
 @contextlib.contextmanager

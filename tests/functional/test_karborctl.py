@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from karbor.cli.main import build_parser
-from tests.functional._server import BUILTIN_PROVIDERS, karbor_server
+from tests.functional._server import karbor_server, local_providers
 from tests.functional.test_local_directory import (
     ENTRY_POINTS,
     LOCAL_PROVIDER,
@@ -109,14 +109,7 @@ def env(tmp_path_factory):
                                            "directory\nVersion: 0\n")
             (dist / "entry_points.txt").write_text(ENTRY_POINTS)
             mp.setenv("PYTHONPATH", f"{dist.parent}:{Path(__file__).parents[2]}")
-        providers = tmp / "providers.d"
-        providers.mkdir()
-        for name in ("noop.conf", "local.conf"):
-            shutil.copy(BUILTIN_PROVIDERS / name, providers / name)
-        conf = providers / "local.conf"
-        conf.write_text(conf.read_text().replace(
-            "[file_system_bank_plugin]\n",
-            f"[file_system_bank_plugin]\nfile_system_bank_path = {tmp / 'bank'}\n", 1))
+        providers = local_providers(tmp)
         roots = tmp / "roots"
         roots.mkdir()
         (tmp / "outside").mkdir()
@@ -341,8 +334,10 @@ def test_protect_restore_verify_copy_logs_and_delete(env):
     assert env.json("checkpoint", "show", LOCAL_PROVIDER, cp["id"]) == cp
     assert env.json("checkpoint", "show", cp["id"]) == cp  # provider found by searching
     assert env.json("checkpoint", "describe", LOCAL_PROVIDER, cp["id"]) == cp
-    # A plan is named as the user named it, too.
-    by_name = env.json("protect", env.api("GET", f"plans/{plan}")["plan"]["name"], "--wait")
+    # A plan is named as the user named it, too (a name no other test of the module uses).
+    named = env.json("plan", "update", plan, "--name", "protect by name")
+    assert named["name"] == "protect by name"
+    by_name = env.json("protect", "protect by name", "--wait")
     assert by_name["status"] == "available"
     assert by_name["protection_plan"]["id"] == plan
     env.ok("checkpoint", "delete", LOCAL_PROVIDER, by_name["id"], "--wait")

@@ -14,7 +14,6 @@ import decimal
 import json
 import os
 import random
-import shutil
 import subprocess
 import time
 import uuid
@@ -25,7 +24,11 @@ import pytest
 import requests
 
 from tests.functional._cli import as_python, error, props, rows
-from tests.functional._server import BUILTIN_PROVIDERS, free_port, karbor_server
+from tests.functional._server import (
+    free_port,
+    karbor_server,
+    local_providers,
+)
 
 LOCAL_PROVIDER = "7f3c2a1e-5b4d-4c6e-9a8f-0d1e2f3a4b5c"
 TYPE = "Karbor::PostgreSQL::Database"
@@ -208,14 +211,7 @@ class Client:
 
 @pytest.fixture
 def pg_env(tmp_path, postgresql_server, karborclient):
-    providers = tmp_path / "providers.d"
-    providers.mkdir()
-    for name in ("noop.conf", "local.conf"):
-        shutil.copy(BUILTIN_PROVIDERS / name, providers / name)
-    conf = providers / "local.conf"
-    conf.write_text(conf.read_text().replace(
-        "[file_system_bank_plugin]\n",
-        f"[file_system_bank_plugin]\nfile_system_bank_path = {tmp_path / 'bank'}\n", 1))
+    providers = local_providers(tmp_path)
     return tmp_path, providers
 
 

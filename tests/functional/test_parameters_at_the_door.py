@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.functional._server import karbor_server
+from tests.functional._server import karbor_server, local_providers
 from tests.functional.test_local_directory import (  # noqa: F401  (local_env is a fixture)
     LOCAL_PROVIDER,
     TYPE,
@@ -31,19 +31,8 @@ def _records(api: Client) -> dict:
 def protected(tmp_path_factory):
     """A checkpoint of a directory and of a PostgreSQL database (on a server that need not
     answer: the door checks are about configuration and the file system only)."""
-    import shutil
-
-    from tests.functional._server import BUILTIN_PROVIDERS
-
     tmp = tmp_path_factory.mktemp("door")
-    providers = tmp / "providers.d"
-    providers.mkdir()
-    for name in ("noop.conf", "local.conf"):
-        shutil.copy(BUILTIN_PROVIDERS / name, providers / name)
-    conf = providers / "local.conf"
-    conf.write_text(conf.read_text().replace(
-        "[file_system_bank_plugin]\n",
-        f"[file_system_bank_plugin]\nfile_system_bank_path = {tmp / 'bank'}\n", 1))
+    providers = local_providers(tmp)
     roots, elsewhere = tmp / "roots", tmp / "elsewhere"
     (roots / "data").mkdir(parents=True)
     (roots / "data" / "file.txt").write_text("keep me\n")

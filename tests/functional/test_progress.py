@@ -9,14 +9,13 @@ real PostgreSQL server whose database is dumped: while the protect runs, the che
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.functional._server import BUILTIN_PROVIDERS, karbor_server
+from tests.functional._server import karbor_server, local_providers
 from tests.functional.test_local_directory import LOCAL_PROVIDER, Client
 from tests.functional.test_local_postgresql import db_id, sql
 
@@ -31,14 +30,7 @@ def _tree_bytes(root: Path) -> int:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def env(request, tmp_path, postgresql_server):
-    providers = tmp_path / "providers.d"
-    providers.mkdir()
-    for name in ("noop.conf", "local.conf"):
-        shutil.copy(BUILTIN_PROVIDERS / name, providers / name)
-    conf = providers / "local.conf"
-    conf.write_text(conf.read_text().replace(
-        "[file_system_bank_plugin]\n",
-        f"[file_system_bank_plugin]\nfile_system_bank_path = {tmp_path / 'bank'}\n", 1))
+    providers = local_providers(tmp_path)
     roots = tmp_path / "roots"
     roots.mkdir()
     url = f"postgresql://postgres@127.0.0.1:{postgresql_server.port}"
